@@ -1,0 +1,68 @@
+"""``glmbot console``: talk to the model in a terminal through the same conversation service.
+
+Lines come from standard input (a terminal or a pipe); the answer streams to standard output.
+Commands: ``/reset`` forgets the conversation, ``/quit`` (or end of input) leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import TextIO
+
+from bot.conversation import ConversationService
+from bot.domain import IncomingMessage, ThreadKey
+
+CONSOLE_THREAD = ThreadKey(team="console", channel="console", thread_ts="local")
+CONSOLE_USER = "console"
+HELP = "Type a question. Commands: /reset forgets the conversation, /quit leaves."
+
+
+class ConsoleSink:
+    """Prints one streaming answer (implements ``bot.ports.ReplySink``)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._printed = 0
+
+    async def start(self) -> None:
+        self._out.write("glm> ")
+        self._out.flush()
+
+    def show(self, text: str) -> None:
+        self._out.write(text[self._printed :])
+        self._out.flush()
+        self._printed = len(text)
+
+    async def finish(self, text: str) -> None:
+        self.show(text)
+        self._out.write("\n")
+        self._out.flush()
+
+    async def fail(self, message: str) -> None:
+        # Keep what was already printed and add the message on a line of its own.
+        self._out.write(("\n" if self._printed else "") + f"[!] {message}\n")
+        self._out.flush()
+
+
+async def run_console(conversation: ConversationService, stdin: TextIO, out: TextIO) -> None:
+    """Read questions until ``/quit`` or end of input."""
+    out.write(HELP + "\n")
+    for turn in itertools.count(1):
+        out.write("you> ")
+        out.flush()
+        line = await asyncio.to_thread(stdin.readline)
+        if not line or line.strip() == "/quit":
+            out.write("\n" if not line else "")
+            return
+        text = line.strip()
+        if text == "/reset":
+            await conversation.forget(CONSOLE_THREAD)
+            out.write("(conversation forgotten)\n")
+        elif text.startswith("/"):
+            out.write(f"Unknown command {text.split()[0]}. {HELP}\n")
+        elif text:
+            message_ts = f"{time.time():.6f}-{turn}"
+            message = IncomingMessage(CONSOLE_THREAD, message_ts, CONSOLE_USER, text)
+            await conversation.answer(message, ConsoleSink(out))

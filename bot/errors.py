@@ -1,0 +1,79 @@
+"""The error tree, and the one table that turns errors into words for users.
+
+::
+
+    GlmbotError                   anything the bot expects and can explain
+    ├── ModelError                the model endpoint failed
+    │   ├── ModelUnavailable      transport error, timeout, 429 or 5xx (after retries)
+    │   ├── ModelRejected         4xx other than 429: bad key, bad request, no credit, content refused
+    │   └── ModelStreamFailed     the stream broke, reported an error, or ended without finishing
+    ├── PromptTooLong             the newest message alone does not fit the context window
+    ├── StoreUnavailable          Redis (or the embedded store) did not answer
+    └── SlackUnavailable          the Slack Web API failed, so the user cannot be told anything
+
+Third-party exceptions are translated into these at the edge that meets them (``model_client``,
+``history_store``, ``reply_streamer``); nothing above those modules sees httpx, redis or slack_sdk errors.
+"""
+
+from __future__ import annotations
+
+
+class GlmbotError(Exception):
+    """Base of every error the bot expects."""
+
+
+class ModelError(GlmbotError):
+    """The model endpoint failed."""
+
+
+class ModelUnavailable(ModelError):
+    """The model could not be reached or was overloaded, even after retries."""
+
+
+class ModelRejected(ModelError):
+    """The model endpoint refused the request (4xx other than 429)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"model endpoint answered {status}: {detail}")
+        self.status = status
+
+
+class ModelStreamFailed(ModelError):
+    """The answer stream broke off, carried an error, or ended without a finish."""
+
+
+class PromptTooLong(GlmbotError):
+    """The newest message alone is larger than the context window allows."""
+
+    def __init__(self, needed_tokens: int, budget_tokens: int) -> None:
+        super().__init__(f"message needs ~{needed_tokens} tokens, budget is {budget_tokens}")
+        self.needed_tokens = needed_tokens
+        self.budget_tokens = budget_tokens
+
+
+class StoreUnavailable(GlmbotError):
+    """The conversation store (Redis) did not answer."""
+
+
+class SlackUnavailable(GlmbotError):
+    """A Slack Web API call failed for good."""
+
+
+def user_message(error: GlmbotError) -> str:
+    """The short text a user sees for ``error``: never a raw exception, never a secret."""
+    if isinstance(error, PromptTooLong):
+        return (
+            f"Your message is too long for me: it needs about {error.needed_tokens:,} tokens and "
+            f"I can take about {error.budget_tokens:,}. Please shorten it or split it up."
+        )
+    if isinstance(error, ModelRejected):
+        if error.status in (401, 402, 403):
+            return "The model service refused the request (account or access problem). Please tell an admin."
+        return "The model could not handle this request. Try rephrasing it or starting a new thread."
+    if isinstance(error, ModelUnavailable):
+        return "The model is not answering right now. Please try again in a minute."
+    if isinstance(error, ModelStreamFailed):
+        return "The model stopped before finishing its answer. Please try again."
+    if isinstance(error, StoreUnavailable):
+        return "I'm temporarily unavailable (my storage is not answering). Please try again shortly."
+    return "Something went wrong on my side. Please try again."

@@ -1,0 +1,33 @@
+"""Prometheus metrics, on a registry of their own (built at start, passed in; no globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """Every metric the bot exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.replies = Counter("glmbot_replies", "Replies by outcome", ["outcome"], registry=self.registry)
+        self.tokens = Counter(
+            "glmbot_model_tokens", "Tokens reported by the model", ["kind"], registry=self.registry
+        )
+        self.slack_edits = Counter(
+            "glmbot_slack_edits", "chat.update calls by result", ["result"], registry=self.registry
+        )
+        self.first_token_seconds = Histogram(
+            "glmbot_first_token_seconds",
+            "Time from accepting a message to the model's first visible token",
+            registry=self.registry,
+        )
+        self.reply_seconds = Histogram(
+            "glmbot_reply_seconds", "Time from accepting a message to the final edit", registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,71 @@
+"""Build the core once from Settings: store, model client, conversation service, metrics.
+
+Shared by ``glmbot serve`` and ``glmbot console`` so both run the very same conversation path. Every
+client is opened inside one ``AsyncExitStack`` and closed when the program stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import redis.asyncio as redis
+
+from bot.conversation import ConversationConfig, ConversationService
+from bot.dedupe import MessageClaims
+from bot.history_store import HistoryStore
+from bot.metrics import Metrics
+from bot.model_client import ModelClient, ModelConfig, thinking_style_for
+from bot.prompt import DEFAULT_SYSTEM_PROMPT
+from bot.settings import Settings
+from bot.store import open_store
+
+DAY_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """The platform-free services, ready to use."""
+
+    store: redis.Redis
+    conversation: ConversationService
+    metrics: Metrics
+
+
+def model_config(settings: Settings) -> ModelConfig:
+    """The model client's configuration from Settings."""
+    api_key = settings.glm_api_key.get_secret_value() if settings.glm_api_key else ""
+    style = settings.glm_thinking_style
+    return ModelConfig(
+        base_url=settings.glm_base_url,
+        api_key=api_key,
+        model=settings.glm_model,
+        thinking=settings.glm_thinking == "on",
+        thinking_style=thinking_style_for(settings.glm_base_url) if style == "auto" else style,
+    )
+
+
+@asynccontextmanager
+async def open_core(settings: Settings) -> AsyncIterator[Core]:
+    """Open the store and the model's HTTP client, build the services, close everything on exit."""
+    async with AsyncExitStack() as stack:
+        store = open_store(settings.redis_url)
+        stack.push_async_callback(store.aclose)
+        timeout = httpx.Timeout(settings.glm_timeout_seconds, connect=10.0)
+        limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout, limits=limits))
+        metrics = Metrics()
+        conversation = ConversationService(
+            history=HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS),
+            claims=MessageClaims(store),
+            model=ModelClient(http, model_config(settings)),
+            config=ConversationConfig(
+                system_prompt=settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
+                context_tokens=settings.glm_context_tokens,
+                max_output_tokens=settings.glm_max_output_tokens,
+            ),
+            metrics=metrics,
+        )
+        yield Core(store=store, conversation=conversation, metrics=metrics)

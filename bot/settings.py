@@ -1,0 +1,118 @@
+"""The one Settings object: read from the environment (and ``.env``) once at start, then passed in.
+
+Variable names are fixed by the contract (``shared/contract.md``); the few extras below the contract's
+list are documented in the README. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+MAX_OUTPUT_CEILING = 32768
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the bot. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_file_hosts: CommaList = Field(default_factory=list)
+
+    glm_api_key: SecretStr | None = None
+    glm_base_url: str = "https://api.unorouter.com/v1"
+    glm_model: str = "glm-4.5v"
+    glm_context_tokens: int = Field(default=65536, ge=1024)
+    glm_max_output_tokens: int = Field(default=4096, ge=16, le=MAX_OUTPUT_CEILING)
+    glm_thinking: Literal["off", "on"] = "off"
+    glm_thinking_style: Literal["auto", "openrouter", "zai", "vllm"] = "auto"
+    glm_timeout_seconds: float = Field(default=120.0, gt=0)
+
+    redis_url: str | None = None
+    history_ttl_days: int = Field(default=30, ge=1)
+
+    quota_default_usd: Decimal = Field(default=Decimal("1.00"), ge=0)
+    quota_period: Literal["day", "week", "month"] = "month"
+    admin_user_ids: CommaList = Field(default_factory=list)
+
+    stream_edit_interval: float = Field(default=1.5, ge=0.1)
+    slack_edits_per_minute: int = Field(default=50, ge=1)
+
+    system_prompt: str | None = None
+    port: int = Field(default=3000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "console"] | None = None
+
+    @field_validator("slack_file_hosts", "admin_user_ids", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("slack_api_url", "glm_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @model_validator(mode="after")
+    def _output_fits_context(self) -> Settings:
+        if self.glm_max_output_tokens >= self.glm_context_tokens:
+            raise ValueError("GLM_MAX_OUTPUT_TOKENS must be smaller than GLM_CONTEXT_TOKENS")
+        return self
+
+    @property
+    def file_hosts(self) -> frozenset[str]:
+        """Hosts that may receive the bot token on file downloads."""
+        if self.slack_file_hosts:
+            return frozenset(host.lower() for host in self.slack_file_hosts)
+        api_host = urlsplit(self.slack_api_url).hostname or ""
+        return frozenset({"files.slack.com", api_host.lower()})
+
+    def require(self, *names: str) -> None:
+        """Stop with a clear error when a setting a command needs is unset."""
+        for name in names:
+            if getattr(self, name.lower()) is None:
+                raise SettingsError(f"missing setting {name}: set it in the environment or in .env")
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redactor."""
+        values = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.glm_api_key)
+        return [value.get_secret_value() for value in values if value is not None]
+
+
+def load_settings() -> Settings:
+    """Build Settings from the environment, turning validation errors into one clear line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]).upper() if first["loc"] else "a setting"
+        raise SettingsError(f"invalid setting {field}: {first['msg']}") from None

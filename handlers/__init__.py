@@ -1,0 +1,43 @@
+"""Slack Bolt listeners: parse the event, call one service method, done.
+
+``register`` is the one routing table from Slack events to listeners.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handlers.mentions import on_app_mention
+from handlers.messages import on_message
+from handlers.services import Services
+
+log = structlog.get_logger(__name__)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Attach every listener to ``app``."""
+
+    # Bolt injects listener arguments by parameter name, so each listener is a small closure.
+    async def app_mention(
+        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await on_app_mention(services, event, body, context, client)
+
+    async def message(
+        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await on_message(services, event, body, context, client)
+
+    async def unexpected_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error(
+            "listener_failed", error=type(error).__name__, exc_info=error, event_id=body.get("event_id")
+        )
+
+    app.event("app_mention")(app_mention)
+    app.event("message")(message)
+    app.error(unexpected_error)

@@ -1,0 +1,28 @@
+"""``app_mention``: a person @mentioned the bot in a channel; answer in that thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handlers.context import bind_event
+from handlers.parsing import incoming_message, is_person_message
+from handlers.services import Services
+
+
+async def on_app_mention(
+    services: Services,
+    event: dict[str, Any],
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+) -> None:
+    """Answer the mention in its thread."""
+    if not is_person_message(event):
+        return
+    message = incoming_message(event, context.team_id or "", context.bot_user_id or "")
+    bind_event(message, body)
+    sink = services.streamer(client, message.thread.channel, message.thread.thread_ts)
+    await services.conversation.answer(message, sink)

@@ -1,0 +1,38 @@
+"""``message`` events: DMs are always answered; channel thread replies only where the bot already talks.
+
+A channel message that mentions the bot is left to ``app_mention``, which Slack sends for it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handlers.context import bind_event
+from handlers.parsing import incoming_message, is_person_message, mentions, thread_of
+from handlers.services import Services
+
+
+async def on_message(
+    services: Services,
+    event: dict[str, Any],
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    client: AsyncWebClient,
+) -> None:
+    """Route a message event to the conversation service, or ignore it."""
+    if not is_person_message(event):
+        return
+    team_id, bot_user_id = context.team_id or "", context.bot_user_id or ""
+    if event.get("channel_type") != "im":
+        thread = thread_of(event, team_id)
+        if thread is None or mentions(str(event.get("text") or ""), bot_user_id):
+            return
+        if not await services.conversation.knows_thread(thread):
+            return
+    message = incoming_message(event, team_id, bot_user_id)
+    bind_event(message, body)
+    sink = services.streamer(client, message.thread.channel, message.thread.thread_ts)
+    await services.conversation.answer(message, sink)

@@ -1,0 +1,177 @@
+"""SlackReplyStreamer: one placeholder message, then paced ``chat.update`` edits of the latest text.
+
+One coroutine per reply owns every Slack call for that reply, so edits go out in order and always carry
+the newest text (``show`` only records it; nothing queues up stale edits). An answer longer than one
+message is cut at a paragraph or line boundary and continues in a new message in the same thread.
+A 429 is waited out (``Retry-After``) and the loop carries on with whatever text is latest by then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import ClientError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.edit_pacing import EditPacer
+from bot.errors import SlackUnavailable
+from bot.metrics import Metrics
+from bot.slack_text import render_partial, take_chunk, to_mrkdwn
+
+log = structlog.get_logger(__name__)
+
+PLACEHOLDER = ":hourglass_flowing_sand: Thinking…"
+TYPING_CURSOR = " ▍"
+# Markdown characters per Slack message. Slack truncates `text` at 40,000 characters and collapses long
+# messages; 3,500 keeps each part readable and leaves room for the mrkdwn conversion to grow the text.
+MESSAGE_LIMIT = 3500
+POST_ATTEMPTS = 3
+FINAL_EDIT_ATTEMPTS = 5
+
+
+class _RateLimited(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited for {retry_after}s")
+        self.retry_after = retry_after
+
+
+class SlackReplyStreamer:
+    """Shows one streaming answer in a Slack thread (implements ``bot.ports.ReplySink``)."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread_ts: str,
+        pacer: EditPacer,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self._channel = channel
+        self._thread_ts = thread_ts
+        self._pacer = pacer
+        self._metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        self._latest = ""
+        self._final = False
+        self._changed = asyncio.Event()
+        self._editor: asyncio.Task[None] | None = None
+        # Where the current message's text starts: earlier parts went into earlier messages.
+        self._committed = 0
+        self._carry = ""
+        self._current_ts: str | None = None
+        self._last_sent = ""
+
+    async def start(self) -> None:
+        for attempt in range(1, POST_ATTEMPTS + 1):
+            try:
+                await self._send(PLACEHOLDER)
+                break
+            except _RateLimited as limited:
+                if attempt == POST_ATTEMPTS:
+                    raise SlackUnavailable("placeholder rate limited") from None
+                await self._sleep(limited.retry_after)
+        self._editor = asyncio.create_task(self._edit_loop())
+
+    def show(self, text: str) -> None:
+        self._latest = text
+        self._changed.set()
+
+    async def finish(self, text: str) -> None:
+        self._latest = text
+        self._final = True
+        self._changed.set()
+        if self._editor is not None:
+            await self._editor
+
+    async def fail(self, message: str) -> None:
+        shown = self._latest.rstrip()
+        await self.finish(f"{shown}\n\n:warning: {message}" if shown else f":warning: {message}")
+
+    async def _edit_loop(self) -> None:
+        failures = 0
+        while True:
+            await self._changed.wait()
+            await self._sleep(self._pacer.wait_time(self._clock()))
+            self._changed.clear()
+            text, final = self._latest, self._final
+            try:
+                await self._render(text, final)
+            except _RateLimited as limited:
+                self._pacer.rate_limited(self._clock(), limited.retry_after)
+                self._changed.set()
+                continue
+            except SlackUnavailable:
+                failures += 1
+                if final and failures >= FINAL_EDIT_ATTEMPTS:
+                    log.error("final_edit_failed", attempts=failures)
+                    return
+                self._pacer.rate_limited(self._clock(), min(2.0**failures, 10.0))
+                if final:
+                    self._changed.set()
+                continue
+            self._pacer.edited(self._clock())
+            if final:
+                return
+
+    async def _render(self, text: str, final: bool) -> None:
+        remainder = self._carry + text[self._committed :]
+        while len(remainder) > MESSAGE_LIMIT:
+            head, rest = take_chunk(remainder, MESSAGE_LIMIT)
+            await self._send(to_mrkdwn(head))
+            consumed, carry = _consumed(remainder, rest)
+            self._committed += consumed - len(self._carry)
+            self._carry = carry
+            self._current_ts = None
+            remainder = self._carry + text[self._committed :]
+        await self._send(to_mrkdwn(remainder) if final else render_partial(remainder) + TYPING_CURSOR)
+
+    async def _send(self, body: str) -> None:
+        """Post a new message in the thread, or edit the current one when the text changed."""
+        if self._current_ts is not None and body == self._last_sent:
+            return
+        try:
+            if self._current_ts is None:
+                response = await self._client.chat_postMessage(
+                    channel=self._channel, thread_ts=self._thread_ts, text=body
+                )
+                self._current_ts = str(response["ts"])
+            else:
+                await self._client.chat_update(channel=self._channel, ts=self._current_ts, text=body)
+                self._metrics.slack_edits.labels("ok").inc()
+        except SlackApiError as exc:
+            raise _translate(exc, self._metrics) from None
+        except (ClientError, TimeoutError, OSError) as exc:
+            log.warning("slack_call_failed", error=type(exc).__name__)
+            raise SlackUnavailable("slack transport error") from None
+        self._last_sent = body
+
+
+def _translate(exc: SlackApiError, metrics: Metrics) -> Exception:
+    if exc.response.status_code == 429:
+        metrics.slack_edits.labels("rate_limited").inc()
+        retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+        return _RateLimited(float(retry_after) if retry_after else 1.0)
+    metrics.slack_edits.labels("error").inc()
+    log.warning("slack_call_failed", error=str(exc.response.get("error", "unknown")))
+    return SlackUnavailable("slack api error")
+
+
+def _consumed(remainder: str, rest: str) -> tuple[int, str]:
+    """How much of ``remainder`` went into the head, and the prefix ``take_chunk`` added to ``rest``.
+
+    ``take_chunk`` may start ``rest`` with a reopened code fence; everything after it is a suffix of
+    ``remainder``.
+    """
+    for cut in (0, rest.find("\n") + 1):
+        tail = rest[cut:]
+        if remainder.endswith(tail):
+            return len(remainder) - len(tail), rest[:cut]
+    return len(remainder), rest

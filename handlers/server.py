@@ -1,0 +1,112 @@
+"""The Slack app and its HTTP server: ``POST /slack/events``, ``GET /healthz``, ``GET /metrics``.
+
+HTTP mode serves Slack's requests through Bolt's aiohttp adapter (signature checked by Bolt: a bad or
+stale signature gets 401 and nothing runs). Socket Mode keeps a websocket to Slack instead, and still
+serves ``/healthz`` and ``/metrics`` for the orchestrator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import structlog
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.runtime import Core
+from bot.settings import Settings
+from bot.store import store_answers
+from handlers import register
+from handlers.services import Services
+
+log = structlog.get_logger(__name__)
+EVENTS_PATH = "/slack/events"
+
+
+def build_bolt_app(settings: Settings, core: Core, socket_mode: bool) -> AsyncApp:
+    """The Bolt app with every listener registered."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    # 429s are not retried here: the reply streamer waits them out itself and sends the newest text.
+    client = AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncServerErrorRetryHandler(max_retry_count=2)],
+    )
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    app = AsyncApp(
+        client=client,
+        signing_secret=secret,
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    services = Services(
+        conversation=core.conversation, metrics=core.metrics, edit_interval=settings.stream_edit_interval
+    )
+    register(app, services)
+    return app
+
+
+def build_web_app(core: Core, bolt: AsyncApp | None) -> web.Application:
+    """The aiohttp application: health and metrics, plus Slack's endpoint in HTTP mode."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        ok = await store_answers(core.store)
+        return web.json_response({"status": "ok" if ok else "store unavailable"}, status=200 if ok else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=core.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    app = web.Application()
+    app.add_routes([web.get("/healthz", healthz), web.get("/metrics", metrics)])
+    if bolt is not None:
+
+        async def slack_events(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
+        app.add_routes([web.post(EVENTS_PATH, slack_events)])
+    return app
+
+
+async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start serving ``app``; the caller cleans the runner up."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> None:
+    """Run until SIGINT/SIGTERM, in HTTP mode or Socket Mode."""
+    stop = _stop_on_signals()
+    bolt = build_bolt_app(settings, core, socket_mode=not http_mode)
+    runner = await start_web(build_web_app(core, bolt if http_mode else None), "0.0.0.0", port)
+    socket: AsyncSocketModeHandler | None = None
+    if not http_mode and settings.slack_app_token is not None:
+        socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+        await socket.connect_async()  # type: ignore[no-untyped-call]
+    log.info("serving", mode="http" if http_mode else "socket", port=port)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        if socket is not None:
+            await socket.close_async()  # type: ignore[no-untyped-call]
+        await runner.cleanup()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
