@@ -1,0 +1,69 @@
+"""Shared fixtures: a real redis-server, the fake Slack and model servers, and a clean environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY
+from tests.fakes.model_api import FakeModel
+from tests.fakes.redis_server import RedisServer
+from tests.fakes.slack_api import FakeSlack
+
+# Environment variables the bot reads: prefixes and exact names (matched case-insensitively,
+# because pydantic-settings matches environment variable names case-insensitively by default).
+_ENV_PREFIXES = ("SLACK_", "GLM_", "QUOTA_", "LOG_")
+_ENV_NAMES = {
+    "REDIS_URL",
+    "ADMIN_USER_IDS",
+    "STREAM_EDIT_INTERVAL",
+    "PORT",
+    "SYSTEM_PROMPT",
+    "HISTORY_TTL_DAYS",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Drop every bot setting from the environment and run in an empty directory (no stray ``.env``)."""
+    for name in list(os.environ):
+        upper = name.upper()
+        if upper in _ENV_NAMES or upper.startswith(_ENV_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server on a free loopback port for the whole session."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """URL of the session redis-server, emptied (FLUSHALL) and with zeroed command stats."""
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    """A started FakeSlack accepting ``BOT_TOKEN``; ``fake_slack.api_url`` is the bot's SLACK_API_URL."""
+    async with FakeSlack(bot_token=BOT_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_model() -> AsyncIterator[FakeModel]:
+    """A started FakeModel accepting ``MODEL_API_KEY``; ``fake_model.base_url`` is the bot's GLM_BASE_URL."""
+    async with FakeModel(api_key=MODEL_API_KEY) as fake:
+        yield fake

@@ -1,0 +1,481 @@
+"""A small fake of the Slack Web API, served over real HTTP on 127.0.0.1 (ephemeral port).
+
+Point the bot at it with ``SLACK_API_URL=fake.api_url``. Every call is recorded in ``fake.calls``;
+messages posted with ``chat.postMessage`` and edited with ``chat.update`` are kept in ``fake.messages``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from tests.fakes.constants import APP_ID, BOT_ID, BOT_TOKEN, BOT_USER_ID, TEAM_ID
+
+__all__ = [
+    "APP_ID",
+    "BOT_ID",
+    "BOT_USER_ID",
+    "TEAM_ID",
+    "FakeMessage",
+    "FakeSlack",
+    "ResponseUrlPost",
+    "SlackCall",
+    "poll_until",
+]
+
+POLL_INTERVAL = 0.01
+
+
+async def poll_until(
+    predicate: Callable[[], bool],
+    timeout: float,  # noqa: ASYNC109 - a deadline for polling, not an I/O timeout
+    describe: Callable[[], str] | None = None,
+    what: str | None = None,
+) -> None:
+    """Poll ``predicate`` every 10 ms until it is true; raise AssertionError after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if predicate():
+            return
+        if loop.time() >= deadline:
+            label = what or getattr(predicate, "__name__", repr(predicate))
+            detail = describe() if describe is not None else ""
+            raise AssertionError(f"condition {label!r} still false after {timeout:.2f}s{detail}")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """One request to ``/api/{method}``: the merged query+body parameters and when it arrived."""
+
+    method: str
+    body: dict[str, Any]
+    at: float
+
+
+@dataclass
+class FakeMessage:
+    """A message the bot posted, with every text it has had (``history[0]`` is the posted text)."""
+
+    ts: str
+    channel: str
+    thread_ts: str | None
+    text: str
+    history: list[str] = field(default_factory=list)
+    blocks: Any = None
+    user: str = BOT_USER_ID
+    deleted: bool = False
+    posted_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ResponseUrlPost:
+    """One POST to a fake slash-command ``response_url`` (see ``FakeSlack.response_url``)."""
+
+    key: str
+    body: dict[str, Any]
+    at: float
+
+
+@dataclass
+class _Fault:
+    status: int = 200
+    retry_after: int | None = None
+    error: str = "fatal_error"
+    times: int = 1
+
+
+def _json(
+    data: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.json_response(dict(data), status=status, headers=dict(headers or {}))
+
+
+_LOGIN_PAGE = (
+    "<!DOCTYPE html><html><head><title>Slack</title></head>"
+    "<body><h1>Sign in to Slack</h1><form action='/signin'></form></body></html>"
+)
+
+
+class FakeSlack:
+    """Fake Slack Web API + private file host, reachable over real HTTP.
+
+    Use ``async with FakeSlack(bot_token=...) as fake`` or ``await fake.start()`` / ``await fake.stop()``.
+    """
+
+    def __init__(self, bot_token: str = BOT_TOKEN) -> None:
+        self.bot_token = bot_token
+        self.calls: list[SlackCall] = []
+        self.messages: dict[str, FakeMessage] = {}
+        self.ephemerals: list[SlackCall] = []
+        self.admins: set[str] = set()
+        self.files: dict[str, dict[str, Any]] = {}
+        self.file_bytes: dict[str, bytes] = {}
+        self.file_content_types: dict[str, str] = {}
+        self.download_auth_headers: list[str | None] = []
+        self.response_posts: list[ResponseUrlPost] = []
+        self._faults: dict[str, deque[_Fault]] = {}
+        self._ts_counter = 0
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> FakeSlack:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("POST", "/api/{method}", self._handle_api)
+        app.router.add_route("GET", "/api/{method}", self._handle_api)
+        app.router.add_route("GET", "/files-pri/{path:.*}", self._handle_file)
+        app.router.add_route("POST", "/response-url/{key}", self._handle_response_url)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> FakeSlack:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeSlack is not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no trailing slash)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """Value for the bot's ``SLACK_API_URL`` / slack_sdk ``base_url`` (ends with ``/api/``)."""
+        return f"{self.base_url}/api/"
+
+    def file_url(self, path: str) -> str:
+        """URL under which ``file_bytes[path]`` is served (needs the bot token)."""
+        return f"{self.base_url}/files-pri/{path}"
+
+    def response_url(self, key: str = "1") -> str:
+        """A slash-command ``response_url`` whose POSTs are recorded in ``response_posts``."""
+        return f"{self.base_url}/response-url/{key}"
+
+    # ------------------------------------------------------------------ test helpers
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == method]
+
+    def messages_in(
+        self, channel: str, thread_ts: str | None = None, *, include_deleted: bool = False
+    ) -> list[FakeMessage]:
+        """Messages the bot posted in ``channel`` in posting order.
+
+        With ``thread_ts`` only replies in that thread; without it every message in the channel.
+        """
+        return [
+            m
+            for m in self.messages.values()
+            if m.channel == channel
+            and (thread_ts is None or m.thread_ts == thread_ts)
+            and (include_deleted or not m.deleted)
+        ]
+
+    def add_file(
+        self,
+        file_id: str,
+        data: bytes,
+        *,
+        name: str = "image.png",
+        mimetype: str = "image/png",
+        filetype: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Register a private file (``files.info`` metadata + downloadable bytes); returns the file object."""
+        path = f"{TEAM_ID}-{file_id}/{name}"
+        self.file_bytes[path] = data
+        self.file_content_types[path] = mimetype
+        obj: dict[str, Any] = {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": filetype or name.rsplit(".", 1)[-1].lower(),
+            "size": len(data),
+            "url_private": self.file_url(path),
+            "url_private_download": self.file_url(path) + "?download=1",
+            "is_external": False,
+            "mode": "hosted",
+        }
+        obj.update(extra)
+        self.files[file_id] = obj
+        return obj
+
+    def fail_next(self, method: str, status: int = 429, retry_after: int = 1, times: int = 1) -> None:
+        """Next ``times`` calls to ``method`` answer HTTP ``status`` (429: ``ratelimited`` + Retry-After)."""
+        error = "ratelimited" if status == 429 else "fatal_error"
+        self._faults.setdefault(method, deque()).append(
+            _Fault(status=status, retry_after=retry_after, error=error, times=times)
+        )
+
+    def error_next(self, method: str, error: str = "msg_too_long", times: int = 1) -> None:
+        """Make the next ``times`` calls to ``method`` answer 200 ``{"ok": false, "error": error}``."""
+        self._faults.setdefault(method, deque()).append(_Fault(status=200, error=error, times=times))
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for polling, part of the harness API
+        what: str | None = None,
+    ) -> None:
+        """Poll ``predicate`` every 10 ms; AssertionError (with the recorded calls) after ``timeout`` s."""
+        await poll_until(predicate, timeout, self._describe, what)
+
+    def _describe(self) -> str:
+        lines = [f"\nFakeSlack saw {len(self.calls)} call(s):"]
+        for c in self.calls[-20:]:
+            body = {k: v for k, v in c.body.items() if k in ("channel", "ts", "thread_ts", "text", "user")}
+            text = str(body)
+            lines.append(f"  {c.method} {text[:200]}")
+        lines.append(f"messages: { {ts: m.text[:80] for ts, m in self.messages.items()} }")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ handlers
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization", "") == f"Bearer {self.bot_token}"
+
+    def _next_ts(self) -> str:
+        self._ts_counter += 1
+        micros = 1_700_000_000_000_000 + self._ts_counter * 100
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    @staticmethod
+    async def _read_params(request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        if request.method != "POST" or not request.can_read_body:
+            return params
+        if request.content_type == "application/json":
+            data = await request.json()
+            if isinstance(data, dict):
+                params.update(data)
+        else:
+            form = await request.post()
+            for key, value in form.items():
+                if isinstance(value, web.FileField):
+                    params[key] = {
+                        "filename": value.filename,
+                        "content_type": value.content_type,
+                        "content": value.file.read(),
+                    }
+                else:
+                    params[key] = value
+        return params
+
+    def _take_fault(self, method: str) -> _Fault | None:
+        queue = self._faults.get(method)
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            queue.popleft()
+        return fault
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        try:
+            params = await self._read_params(request)
+        except ValueError:
+            params = {}
+            self.calls.append(SlackCall(method=method, body=params, at=time.monotonic()))
+            return _json({"ok": False, "error": "invalid_json"})
+        self.calls.append(SlackCall(method=method, body=params, at=time.monotonic()))
+        if not self._authorized(request):
+            return _json({"ok": False, "error": "invalid_auth"})
+        fault = self._take_fault(method)
+        if fault is not None:
+            if fault.status != 200:
+                headers = {}
+                if fault.status == 429 and fault.retry_after is not None:
+                    headers["Retry-After"] = str(fault.retry_after)
+                return _json({"ok": False, "error": fault.error}, status=fault.status, headers=headers)
+            return _json({"ok": False, "error": fault.error})
+        handler = self._methods.get(method)
+        if handler is None:
+            return _json({"ok": True})
+        return _json(handler(self, params))
+
+    async def _handle_file(self, request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        self.download_auth_headers.append(request.headers.get("Authorization"))
+        if not self._authorized(request):
+            # Real Slack answers an unauthenticated file download with its HTML sign-in page.
+            return web.Response(status=200, text=_LOGIN_PAGE, content_type="text/html")
+        data = self.file_bytes.get(path)
+        if data is None:
+            return web.Response(status=404, text="not found", content_type="text/plain")
+        content_type = self.file_content_types.get(path, "application/octet-stream")
+        return web.Response(status=200, body=data, headers={"Content-Type": content_type})
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        try:
+            params = await self._read_params(request)
+        except ValueError:
+            params = {"_raw": await request.text()}
+        self.response_posts.append(ResponseUrlPost(key=key, body=params, at=time.monotonic()))
+        return web.Response(status=200, text="ok", content_type="text/plain")
+
+    # ------------------------------------------------------------------ Web API methods
+
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://test.slack.com/",
+            "team": "Test",
+            "team_id": TEAM_ID,
+            "user": "glmbot",
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "is_enterprise_install": False,
+        }
+
+    @staticmethod
+    def _message_json(msg: FakeMessage) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "message",
+            "user": msg.user,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "text": msg.text,
+            "ts": msg.ts,
+            "team": TEAM_ID,
+        }
+        if msg.thread_ts is not None:
+            out["thread_ts"] = msg.thread_ts
+        if msg.blocks is not None:
+            out["blocks"] = msg.blocks
+        return out
+
+    def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = params.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        text = str(params.get("text") or "")
+        if not text and not params.get("blocks") and not params.get("attachments"):
+            return {"ok": False, "error": "no_text"}
+        ts = self._next_ts()
+        thread_ts = params.get("thread_ts") or None
+        now = time.monotonic()
+        msg = FakeMessage(
+            ts=ts,
+            channel=str(channel),
+            thread_ts=str(thread_ts) if thread_ts else None,
+            text=text,
+            history=[text],
+            blocks=params.get("blocks"),
+            posted_at=now,
+            updated_at=now,
+        )
+        self.messages[ts] = msg
+        return {"ok": True, "channel": msg.channel, "ts": ts, "message": self._message_json(msg)}
+
+    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        ts = str(params.get("ts") or "")
+        msg = self.messages.get(ts)
+        if msg is None or msg.deleted or msg.channel != params.get("channel"):
+            return {"ok": False, "error": "message_not_found"}
+        if "text" in params and params["text"] is not None:
+            msg.text = str(params["text"])
+        if "blocks" in params:
+            msg.blocks = params["blocks"]
+        msg.history.append(msg.text)
+        msg.updated_at = time.monotonic()
+        return {
+            "ok": True,
+            "channel": msg.channel,
+            "ts": ts,
+            "text": msg.text,
+            "message": self._message_json(msg),
+        }
+
+    def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        ts = str(params.get("ts") or "")
+        msg = self.messages.get(ts)
+        if msg is None or msg.deleted or msg.channel != params.get("channel"):
+            return {"ok": False, "error": "message_not_found"}
+        msg.deleted = True
+        return {"ok": True, "channel": msg.channel, "ts": ts}
+
+    def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        self.ephemerals.append(SlackCall(method="chat.postEphemeral", body=params, at=time.monotonic()))
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = params.get("user")
+        if not user:
+            return {"ok": False, "error": "user_not_found"}
+        uid = str(user)
+        return {
+            "ok": True,
+            "user": {
+                "id": uid,
+                "team_id": TEAM_ID,
+                "name": uid.lower(),
+                "real_name": f"User {uid}",
+                "deleted": False,
+                "is_admin": uid in self.admins,
+                "is_owner": False,
+                "is_primary_owner": False,
+                "is_bot": uid == BOT_USER_ID,
+                "tz": "UTC",
+                "profile": {"display_name": uid.lower(), "real_name": f"User {uid}"},
+            },
+        }
+
+    def _files_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_obj = self.files.get(str(params.get("file") or ""))
+        if file_obj is None:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "file": file_obj}
+
+    _methods: ClassVar[dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]]] = {
+        "auth.test": _auth_test,
+        "chat.postMessage": _chat_post_message,
+        "chat.update": _chat_update,
+        "chat.delete": _chat_delete,
+        "chat.postEphemeral": _chat_post_ephemeral,
+        "users.info": _users_info,
+        "files.info": _files_info,
+    }

@@ -1,0 +1,120 @@
+"""Run the real bot (HTTP mode, real Redis, fake Slack and model servers) and talk to it like Slack does."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from bot.runtime import open_core
+from bot.settings import load_settings
+from handlers.server import build_bolt_app, build_web_app, start_web
+from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
+from tests.fakes.model_api import FakeModel
+from tests.fakes.signing import event_body, signed_headers
+from tests.fakes.slack_api import FakeSlack
+
+_event_ids = itertools.count(1)
+_message_ts = itertools.count(1)
+
+
+def next_ts() -> str:
+    """A fresh Slack-style message timestamp."""
+    return f"1800000000.{next(_message_ts):06d}"
+
+
+@dataclass
+class BotUnderTest:
+    """The running bot's address, and helpers that send it signed Slack requests."""
+
+    url: str
+    http: httpx.AsyncClient
+    runner: web.AppRunner
+
+    async def post_raw(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST bytes to /slack/events with the given headers."""
+        headers = {"Content-Type": "application/json", **headers}
+        return await self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
+
+    async def send_event(
+        self, event: dict[str, Any], event_id: str | None = None, retry_num: int | None = None
+    ) -> httpx.Response:
+        """Send one signed Events API request; returns the HTTP response (the ack)."""
+        body = event_body(event, event_id or f"Ev{next(_event_ids):08d}")
+        response = await self.post_raw(body, signed_headers(SIGNING_SECRET, body, retry_num=retry_num))
+        assert response.status_code == 200, response.text
+        return response
+
+
+def bot_environment(
+    monkeypatch: pytest.MonkeyPatch, slack: FakeSlack, model: FakeModel, redis_url: str, **extra: str
+) -> None:
+    """Point the bot's settings at the fakes and the test Redis."""
+    values = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "GLM_API_KEY": MODEL_API_KEY,
+        "GLM_BASE_URL": model.base_url,
+        "REDIS_URL": redis_url,
+        "STREAM_EDIT_INTERVAL": "0.2",
+        "LOG_FORMAT": "json",
+        **extra,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+@asynccontextmanager
+async def running_bot() -> AsyncIterator[BotUnderTest]:
+    """Start the bot from the environment's settings on a free loopback port; stop it on exit."""
+    settings = load_settings()
+    async with open_core(settings) as core, httpx.AsyncClient(timeout=10) as http:
+        bolt = build_bolt_app(settings, core, socket_mode=False)
+        runner = await start_web(build_web_app(core, bolt), "127.0.0.1", 0)
+        host, port = runner.addresses[0][:2]
+        try:
+            yield BotUnderTest(url=f"http://{host}:{port}", http=http, runner=runner)
+        finally:
+            await runner.cleanup()
+
+
+def mention(text: str, channel: str = "C0TEST", thread_ts: str | None = None, user: str = "U0HUMAN1") -> dict[str, Any]:
+    """An ``app_mention`` event from a person."""
+    event: dict[str, Any] = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@UBOT0001> {text}",
+        "ts": next_ts(),
+        "channel": channel,
+        "event_ts": "0",
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def message(
+    text: str, channel: str = "C0TEST", channel_type: str = "channel", thread_ts: str | None = None,
+    user: str = "U0HUMAN1", **extra: Any,
+) -> dict[str, Any]:
+    """A ``message`` event."""
+    event: dict[str, Any] = {
+        "type": "message",
+        "user": user,
+        "text": text,
+        "ts": next_ts(),
+        "channel": channel,
+        "channel_type": channel_type,
+        "event_ts": "0",
+        **extra,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event

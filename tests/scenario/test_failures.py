@@ -1,0 +1,71 @@
+"""Failures of the model, Slack or the store end in a clear message, and the bot keeps serving."""
+
+from __future__ import annotations
+
+from bot.errors import ModelStreamFailed, ModelUnavailable, StoreUnavailable, user_message
+from bot.slack_text import to_mrkdwn
+from handlers.reply_streamer import PLACEHOLDER, TYPING_CURSOR
+from tests.fakes.model_api import FakeModel, Reply
+from tests.fakes.slack_api import FakeSlack
+from tests.scenario.harness import BotUnderTest, bot_environment, mention, message, running_bot
+
+
+def _final_texts(slack: FakeSlack) -> list[str]:
+    return [m.text for m in slack.messages.values()]
+
+
+async def test_model_down_gives_clear_message(bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel) -> None:
+    """A model that keeps answering 503 ends in a short message in place of the placeholder."""
+    fake_model.script(*[Reply(status=503)] * 4)
+    await bot.send_event(mention("anyone there?"))
+    expected = to_mrkdwn(f":warning: {user_message(ModelUnavailable())}")
+    await fake_slack.wait_for(lambda: _final_texts(fake_slack) == [expected])
+    assert len(fake_model.requests) == 4
+
+
+async def test_model_breaks_mid_stream_keeps_partial_and_warns(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
+    """A stream that breaks after some text keeps that text and adds a warning; no spinner is left."""
+    fake_model.script(Reply(text="Partial answer that goes on and on", chunk_chars=5, fail_after_chunks=3))
+    await bot.send_event(mention("tell me"))
+    await fake_slack.wait_for(lambda: any(":warning:" in t for t in _final_texts(fake_slack)))
+    [text] = _final_texts(fake_slack)
+    assert text.startswith("Partial answer")
+    assert text.endswith(user_message(ModelStreamFailed()))
+    assert TYPING_CURSOR not in text and PLACEHOLDER not in text
+
+
+async def test_bot_keeps_serving_after_failure(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
+    """After a failed reply, the next message is answered normally."""
+    fake_model.script(Reply(status=400), Reply(text="Back to normal."))
+    await bot.send_event(message("first", channel="D0DM", channel_type="im"))
+    await fake_slack.wait_for(lambda: any(":warning:" in t for t in _final_texts(fake_slack)))
+    await bot.send_event(message("second", channel="D0DM", channel_type="im"))
+    await fake_slack.wait_for(lambda: "Back to normal." in _final_texts(fake_slack))
+
+
+async def test_rate_limited_edit_waits_and_carries_on(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
+    """A 429 on chat.update is waited out (Retry-After) and the final text still lands."""
+    fake_slack.fail_next("chat.update", status=429, retry_after=1)
+    fake_model.script(Reply(text="Rate limits are no match for this answer.", chunk_chars=4, delay=0.02))
+    await bot.send_event(mention("go"))
+    await fake_slack.wait_for(
+        lambda: _final_texts(fake_slack) == ["Rate limits are no match for this answer."], timeout=15
+    )
+    updates = fake_slack.calls_to("chat.update")
+    assert updates[1].at - updates[0].at >= 0.95, "the retry must wait for Retry-After"
+
+
+async def test_store_down_tells_user(monkeypatch, fake_slack: FakeSlack, fake_model: FakeModel) -> None:
+    """With Redis unreachable, the user is told the bot is unavailable and the model is not called."""
+    bot_environment(monkeypatch, fake_slack, fake_model, "redis://127.0.0.1:9/0")
+    async with running_bot() as bot:
+        await bot.send_event(message("hello?", channel="D0DM", channel_type="im"))
+        expected = to_mrkdwn(f":warning: {user_message(StoreUnavailable())}")
+        await fake_slack.wait_for(lambda: _final_texts(fake_slack) == [expected])
+    assert fake_model.requests == []

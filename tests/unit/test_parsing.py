@@ -1,0 +1,72 @@
+"""Slack event parsing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.domain import ThreadKey
+from handlers.parsing import incoming_message, is_person_message, mentions, strip_mention, thread_of
+
+BOT = "UBOT0001"
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"user": "U1", "text": "hi"}, True),
+        ({"user": "U1", "subtype": "file_share"}, True),
+        ({"user": "U1", "subtype": "thread_broadcast"}, True),
+        ({"user": "U1", "subtype": "message_changed"}, False),
+        ({"subtype": "message_deleted"}, False),
+        ({"user": "U1", "bot_id": "B2", "text": "beep"}, False),
+        ({"subtype": "bot_message", "bot_id": "B2"}, False),
+        ({"user": "U1", "subtype": "channel_join"}, False),
+    ],
+)
+def test_person_message(event: dict[str, Any], expected: bool) -> None:
+    """Only new messages written by people count."""
+    assert is_person_message(event) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "stripped"),
+    [
+        (f"<@{BOT}> what is this?", "what is this?"),
+        (f"hey <@{BOT}|glmbot>, help", "hey , help"),
+        (f"<@{BOT}>", ""),
+        ("<@UOTHER> hi", "<@UOTHER> hi"),
+    ],
+)
+def test_strip_mention(text: str, stripped: str) -> None:
+    """The bot's own mention is removed; other people's stay."""
+    assert strip_mention(text, BOT) == stripped
+
+
+def test_mentions() -> None:
+    """A mention is found with or without a label."""
+    assert mentions(f"hi <@{BOT}>", BOT)
+    assert mentions(f"hi <@{BOT}|bot>", BOT)
+    assert not mentions("hi <@U999>", BOT)
+
+
+def test_top_level_mention_starts_a_thread() -> None:
+    """A top-level message is answered in the thread it starts."""
+    message = incoming_message({"ts": "1.5", "channel": "C1", "user": "U1", "text": f"<@{BOT}> q"}, "T1", BOT)
+    assert message.thread == ThreadKey("T1", "C1", "1.5")
+    assert message.text == "q"
+    assert message.user_id == "U1"
+
+
+def test_reply_in_thread_uses_thread_ts() -> None:
+    """A message inside a thread is answered in that thread."""
+    event = {"ts": "2.0", "thread_ts": "1.5", "channel": "C1", "user": "U1", "text": "more"}
+    assert incoming_message(event, "T1", BOT).thread.thread_ts == "1.5"
+    assert thread_of(event, "T1") == ThreadKey("T1", "C1", "1.5")
+
+
+def test_thread_parent_is_not_a_reply() -> None:
+    """A thread's parent message (ts == thread_ts) and top-level messages have no thread."""
+    assert thread_of({"ts": "1.5", "thread_ts": "1.5", "channel": "C1"}, "T1") is None
+    assert thread_of({"ts": "1.5", "channel": "C1"}, "T1") is None
