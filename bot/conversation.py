@@ -93,15 +93,16 @@ class ConversationService:
             return
         try:
             answer = await self._generate(message, sink, started)
-            await sink.finish(answer.text + _ending_notice(answer.end, self._config.max_output_tokens))
         except GlmbotError as exc:
             log.warning("reply_failed", error=type(exc).__name__, detail=str(exc))
             self._metrics.replies.labels(type(exc).__name__).inc()
             await sink.fail(user_message(exc))
             return
+        # Stored before the final edit, so a follow-up sent after seeing the answer always finds it.
+        await self._remember(message, answer.text)
+        await sink.finish(answer.text + _ending_notice(answer.end, self._config.max_output_tokens))
         self._metrics.replies.labels("ok").inc()
         self._metrics.reply_seconds.observe(time.monotonic() - started)
-        await self._remember(message, answer.text)
 
     async def _generate(self, message: IncomingMessage, sink: ReplySink, started: float) -> Answer:
         newest = ChatMessage("user", message.text)

@@ -24,7 +24,8 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     """Every knob of the bot. Field names map to upper-case environment variables."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # Blank values (`SLACK_APP_TOKEN=` in a .env) count as unset, not as an empty token.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -85,7 +85,9 @@ async def running_bot() -> AsyncIterator[BotUnderTest]:
             await runner.cleanup()
 
 
-def mention(text: str, channel: str = "C0TEST", thread_ts: str | None = None, user: str = "U0HUMAN1") -> dict[str, Any]:
+def mention(
+    text: str, channel: str = "C0TEST", thread_ts: str | None = None, user: str = "U0HUMAN1"
+) -> dict[str, Any]:
     """An ``app_mention`` event from a person."""
     event: dict[str, Any] = {
         "type": "app_mention",
@@ -101,8 +103,12 @@ def mention(text: str, channel: str = "C0TEST", thread_ts: str | None = None, us
 
 
 def message(
-    text: str, channel: str = "C0TEST", channel_type: str = "channel", thread_ts: str | None = None,
-    user: str = "U0HUMAN1", **extra: Any,
+    text: str,
+    channel: str = "C0TEST",
+    channel_type: str = "channel",
+    thread_ts: str | None = None,
+    user: str = "U0HUMAN1",
+    **extra: Any,
 ) -> dict[str, Any]:
     """A ``message`` event."""
     event: dict[str, Any] = {

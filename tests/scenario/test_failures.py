@@ -14,7 +14,9 @@ def _final_texts(slack: FakeSlack) -> list[str]:
     return [m.text for m in slack.messages.values()]
 
 
-async def test_model_down_gives_clear_message(bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel) -> None:
+async def test_model_down_gives_clear_message(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
     """A model that keeps answering 503 ends in a short message in place of the placeholder."""
     fake_model.script(*[Reply(status=503)] * 4)
     await bot.send_event(mention("anyone there?"))
@@ -33,7 +35,8 @@ async def test_model_breaks_mid_stream_keeps_partial_and_warns(
     [text] = _final_texts(fake_slack)
     assert text.startswith("Partial answer")
     assert text.endswith(user_message(ModelStreamFailed()))
-    assert TYPING_CURSOR not in text and PLACEHOLDER not in text
+    assert TYPING_CURSOR not in text
+    assert PLACEHOLDER not in text
 
 
 async def test_bot_keeps_serving_after_failure(

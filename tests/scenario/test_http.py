@@ -36,7 +36,9 @@ async def test_url_verification_echoes_challenge(bot: BotUnderTest) -> None:
     assert "abc123" in response.text
 
 
-async def test_ack_comes_before_the_answer(bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel) -> None:
+async def test_ack_comes_before_the_answer(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
     """The event is acknowledged while the model is still holding its answer back."""
     from asyncio import Event
 
@@ -58,7 +60,9 @@ async def test_healthz_and_metrics(bot: BotUnderTest, fake_slack: FakeSlack, fak
     assert health.status_code == 200
     assert health.json() == {"status": "ok"}
     await bot.send_event(message("count me", channel="D0DM", channel_type="im"))
-    await fake_slack.wait_for(lambda: any(m.text == "Hello from the fake model." for m in fake_slack.messages.values()))
+    await fake_slack.wait_for(
+        lambda: any(m.text == "Hello from the fake model." for m in fake_slack.messages.values())
+    )
     metrics = await bot.http.get(f"{bot.url}/metrics")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")

@@ -32,17 +32,21 @@ async def test_history_trimmed_to_small_context(
     monkeypatch, fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
 ) -> None:
     """With a small context window, the oldest turns are left out and the request stays within budget."""
-    bot_environment(monkeypatch, fake_slack, fake_model, redis_url,
-                    GLM_CONTEXT_TOKENS="1024", GLM_MAX_OUTPUT_TOKENS="256")
+    bot_environment(
+        monkeypatch, fake_slack, fake_model, redis_url, GLM_CONTEXT_TOKENS="1024", GLM_MAX_OUTPUT_TOKENS="256"
+    )
     fake_model.default_reply = Reply(text="ok " * 100)
     async with running_bot() as bot:
         first = mention("turn 0 " + "x" * 600)
         await bot.send_event(first)
-        await fake_slack.wait_for(lambda: len(fake_model.requests) == 1 and _answered(fake_slack, first["ts"], "ok"))
+        await fake_slack.wait_for(
+            lambda: len(fake_model.requests) == 1 and _answered(fake_slack, first["ts"], "ok")
+        )
         for turn in range(1, 5):
             await bot.send_event(message(f"turn {turn} " + "x" * 600, thread_ts=first["ts"]))
-            await fake_slack.wait_for(lambda t=turn: len(fake_model.requests) == t + 1)
-            await fake_slack.wait_for(lambda t=turn: _answers_done(fake_slack, first["ts"]) == t + 1)
+            expected = turn + 1
+            await fake_slack.wait_for(lambda: len(fake_model.requests) == expected)  # noqa: B023
+            await fake_slack.wait_for(lambda: _answers_done(fake_slack, first["ts"]) == expected)  # noqa: B023
     last = fake_model.requests[-1].messages
     contents = " ".join(m["content"] for m in last)
     assert last[-1]["content"].startswith("turn 4")
@@ -55,8 +59,9 @@ async def test_message_too_long_is_refused_with_a_reason(
     monkeypatch, fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
 ) -> None:
     """A message that alone exceeds the context gets a clear reply and no model call."""
-    bot_environment(monkeypatch, fake_slack, fake_model, redis_url,
-                    GLM_CONTEXT_TOKENS="1024", GLM_MAX_OUTPUT_TOKENS="256")
+    bot_environment(
+        monkeypatch, fake_slack, fake_model, redis_url, GLM_CONTEXT_TOKENS="1024", GLM_MAX_OUTPUT_TOKENS="256"
+    )
     async with running_bot() as bot:
         event = mention("y" * 5000)
         await bot.send_event(event)

@@ -65,14 +65,38 @@ async def test_bots_edits_and_deletions_are_ignored(
     dm = {"channel": "D0DM", "channel_type": "im"}
     await bot.send_event(message("I am the bot", user=BOT_USER_ID, bot_id=BOT_ID, **dm))
     await bot.send_event(message("beep", user="U0OTHERBOT", bot_id="B0OTHER", **dm))
-    await bot.send_event({"type": "message", "subtype": "bot_message", "bot_id": "B0OTHER", "text": "hi",
-                          "ts": "1800000001.000001", **dm})
-    await bot.send_event({"type": "message", "subtype": "message_changed", "hidden": True, "ts": "1800000001.000002",
-                          "message": {"user": "U0HUMAN1", "text": "edited", "ts": "1800000001.000000"},
-                          "previous_message": {"user": "U0HUMAN1", "text": "old"}, **dm})
-    await bot.send_event({"type": "message", "subtype": "message_deleted", "hidden": True,
-                          "ts": "1800000001.000003", "deleted_ts": "1800000001.000000",
-                          "previous_message": {"user": "U0HUMAN1", "text": "old"}, **dm})
+    await bot.send_event(
+        {
+            "type": "message",
+            "subtype": "bot_message",
+            "bot_id": "B0OTHER",
+            "text": "hi",
+            "ts": "1800000001.000001",
+            **dm,
+        }
+    )
+    await bot.send_event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": True,
+            "ts": "1800000001.000002",
+            "message": {"user": "U0HUMAN1", "text": "edited", "ts": "1800000001.000000"},
+            "previous_message": {"user": "U0HUMAN1", "text": "old"},
+            **dm,
+        }
+    )
+    await bot.send_event(
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "hidden": True,
+            "ts": "1800000001.000003",
+            "deleted_ts": "1800000001.000000",
+            "previous_message": {"user": "U0HUMAN1", "text": "old"},
+            **dm,
+        }
+    )
     await bot.send_event(message("probe", **dm))
     await fake_slack.wait_for(lambda: len(fake_model.requests) == 1)
     assert fake_model.requests[0].messages[-1]["content"] == "probe"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from bot.slack_text import to_mrkdwn
 from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel, Reply
@@ -11,7 +13,9 @@ from tests.scenario.harness import BotUnderTest, mention, message
 ANSWER = "Here is **the answer**, streamed in small pieces so that several edits happen on the way."
 
 
-async def test_mention_streams_into_its_thread(bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel) -> None:
+async def test_mention_streams_into_its_thread(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
     """A mention gets one placeholder in its thread, then paced edits ending with the whole answer."""
     fake_model.script(Reply(text=ANSWER, chunk_chars=6, delay=0.03))
     event = mention("what is up?")
@@ -27,16 +31,20 @@ async def test_mention_streams_into_its_thread(bot: BotUnderTest, fake_slack: Fa
     assert all(u.body["ts"] == fake_slack.messages_in("C0TEST", event["ts"])[0].ts for u in updates)
     assert updates[0].body["text"].endswith(TYPING_CURSOR)
     assert updates[-1].body["text"] == to_mrkdwn(ANSWER)
-    gaps = [later.at - earlier.at for earlier, later in zip(updates, updates[1:], strict=False)]
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(updates)]
     assert min(gaps) >= 0.2 * 0.9, f"edits closer than STREAM_EDIT_INTERVAL: {gaps}"
     assert fake_model.requests[0].messages[-1] == {"role": "user", "content": "what is up?"}
 
 
-async def test_dm_is_answered_in_the_dm(bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel) -> None:
+async def test_dm_is_answered_in_the_dm(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
     """A DM (no mention needed) is answered in the DM, in the message's thread."""
     event = message("hello there", channel="D0DM", channel_type="im")
     await bot.send_event(event)
-    await fake_slack.wait_for(lambda: any(m.text == to_mrkdwn("Hello from the fake model.") for m in fake_slack.messages.values()))
+    await fake_slack.wait_for(
+        lambda: any(m.text == to_mrkdwn("Hello from the fake model.") for m in fake_slack.messages.values())
+    )
     [reply] = fake_slack.messages_in("D0DM", event["ts"])
     assert reply.channel == "D0DM"
     assert fake_model.requests[0].messages[-1]["content"] == "hello there"
@@ -77,18 +85,27 @@ async def test_long_answer_continues_in_new_messages(
     fake_model.script(Reply(text=answer, chunk_chars=400))
     event = mention("write a lot")
     await bot.send_event(event)
-    await fake_slack.wait_for(lambda: _thread_text(fake_slack, event["ts"]).count("Paragraph") == 12 and
-                              TYPING_CURSOR not in _thread_text(fake_slack, event["ts"]))
+    await fake_slack.wait_for(
+        lambda: (
+            _thread_text(fake_slack, event["ts"]).count("Paragraph") == 12
+            and TYPING_CURSOR not in _thread_text(fake_slack, event["ts"])
+        )
+    )
     parts = fake_slack.messages_in("C0TEST", event["ts"])
     assert len(parts) >= len(answer) // MESSAGE_LIMIT
     for part in parts:
         assert len(part.text) <= MESSAGE_LIMIT
-        assert part.text.startswith("Paragraph") and part.text.rstrip().endswith("word")
+        assert part.text.startswith("Paragraph")
+        assert part.text.rstrip().endswith("word")
     assert [p.strip() for part in parts for p in part.text.split("\n\n")] == [p.strip() for p in paragraphs]
 
 
 def _finished(slack: FakeSlack, replies: int) -> bool:
-    done = [m for m in slack.messages.values() if m.text not in (PLACEHOLDER,) and not m.text.endswith(TYPING_CURSOR)]
+    done = [
+        m
+        for m in slack.messages.values()
+        if m.text not in (PLACEHOLDER,) and not m.text.endswith(TYPING_CURSOR)
+    ]
     return len(done) >= replies
 
 

@@ -1,0 +1,47 @@
+# glmbot container image.
+#   docker build -t glmbot .
+#   docker run --env-file .env -p 3000:3000 glmbot            # HTTP mode (the default command)
+#   docker run --env-file .env glmbot serve                    # Socket Mode when SLACK_APP_TOKEN is set
+#   docker run --rm -it --env-file .env glmbot console         # chat in the terminal
+# Settings come from the environment (see deploy/.env.example); no .env file is baked into the image.
+
+# ---- build: install the project and its dependencies into a virtualenv ----
+FROM python:3.11-slim AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+RUN python -m venv /opt/venv
+ENV PATH="/opt/venv/bin:$PATH"
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY handlers ./handlers
+RUN pip install .
+
+# ---- runtime: the virtualenv on a clean slim image, run as a non-root user ----
+FROM python:3.11-slim AS runtime
+
+RUN groupadd --system --gid 10001 glmbot \
+ && useradd --system --uid 10001 --gid glmbot --no-create-home --shell /usr/sbin/nologin glmbot
+
+COPY --from=build /opt/venv /opt/venv
+
+ENV PATH="/opt/venv/bin:$PATH" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    LOG_FORMAT=json
+
+WORKDIR /app
+# Numeric uid so Kubernetes' runAsNonRoot can verify it.
+USER 10001:10001
+
+EXPOSE 3000
+
+# /healthz answers 200 when the store answers, 503 otherwise (urllib raises on 503 -> unhealthy).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '3000') + '/healthz', timeout=4)"]
+
+ENTRYPOINT ["glmbot"]
+CMD ["serve", "--http"]

@@ -1,0 +1,131 @@
+"""The ``glmbot`` command as an operator runs it: a real subprocess against the fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+
+import httpx
+
+from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
+from tests.fakes.model_api import FakeModel, Reply
+from tests.fakes.signing import event_body, signed_headers
+from tests.fakes.slack_api import FakeSlack
+from tests.scenario.harness import message
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _run(args: list[str], env: dict[str, str], stdin: bytes = b"") -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_missing_setting_is_one_clear_line() -> None:
+    """serve without GLM_API_KEY stops with exit 2 and one line naming it, no traceback."""
+    env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+    code, _out, err = await _run(["serve", "--http"], env)
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "GLM_API_KEY" in err
+    assert "Traceback" not in err
+
+
+async def test_invalid_setting_is_one_clear_line() -> None:
+    """A malformed value is named at start."""
+    env = {**os.environ, "GLM_API_KEY": "k", "GLM_CONTEXT_TOKENS": "sixty"}
+    code, _out, err = await _run(["console"], env)
+    assert code == 2
+    assert "GLM_CONTEXT_TOKENS" in err
+    assert "Traceback" not in err
+
+
+async def test_console_streams_answers_from_a_pipe(fake_model: FakeModel) -> None:
+    """console reads a pipe, answers through the conversation service, forgets on /reset, exits 0 at EOF."""
+    fake_model.script(Reply(text="First answer."), Reply(text="Second answer."))
+    env = {
+        **os.environ,
+        "GLM_API_KEY": MODEL_API_KEY,
+        "GLM_BASE_URL": fake_model.base_url,
+        "LOG_FORMAT": "json",
+    }
+    code, out, err = await _run(["console"], env, stdin=b"hello\nmore\n/reset\nafter reset\n")
+    assert code == 0, err
+    assert "First answer." in out
+    assert "Second answer." in out
+    assert "embedded_store" in err  # REDIS_URL unset: the one-process warning
+    assert [m["content"] for m in fake_model.requests[1].messages[1:]] == ["hello", "First answer.", "more"]
+    assert [m["role"] for m in fake_model.requests[2].messages] == ["system", "user"]
+
+
+async def test_serve_http_answers_and_stops_cleanly(
+    fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
+) -> None:
+    """`glmbot serve --http --port P` serves health, answers a signed DM, and exits 0 on SIGTERM."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "GLM_API_KEY": MODEL_API_KEY,
+        "GLM_BASE_URL": fake_model.base_url,
+        "REDIS_URL": redis_url,
+        "LOG_FORMAT": "json",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "serve",
+        "--http",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            await _wait_healthy(http, f"http://127.0.0.1:{port}/healthz")
+            body = event_body(message("hi from cli", channel="D0DM", channel_type="im"), "EvCli1")
+            headers = {"Content-Type": "application/json", **signed_headers(SIGNING_SECRET, body)}
+            response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+            assert response.status_code == 200
+            await fake_slack.wait_for(
+                lambda: any(m.text == "Hello from the fake model." for m in fake_slack.messages.values())
+            )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, err.decode()
+    assert BOT_TOKEN not in err.decode()
+    assert MODEL_API_KEY not in err.decode()
+
+
+async def _wait_healthy(http: httpx.AsyncClient, url: str) -> None:
+    for _ in range(300):
+        try:
+            if (await http.get(url)).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} never became healthy")
