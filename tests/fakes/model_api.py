@@ -52,6 +52,8 @@ class ModelCall:
     reply: Reply | None = None
     chunks_sent: int = 0
     completed: bool = False
+    # time.monotonic() when the first content chunk was written (None until then).
+    first_chunk_at: float | None = None
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -282,6 +284,8 @@ class FakeModel:
                 if i == 0:
                     delta = {"role": "assistant", "content": piece}
                 await resp.write(chunk([{"index": 0, "delta": delta, "finish_reason": None}]))
+                if call.first_chunk_at is None:
+                    call.first_chunk_at = time.monotonic()
                 call.chunks_sent += 1
             if reply.fail_after_chunks is not None:
                 error = {"error": {"message": "scripted mid-stream failure"}}

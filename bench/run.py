@@ -1,0 +1,571 @@
+"""Load benchmark: N concurrent @mentions against the real bot process (HTTP mode, real Redis).
+
+``python -m bench.run [--n 10 50 200] [--tokens-per-second 40] [--answer-chars 600] [--edit-interval 1.5]``
+
+This process runs a real ``redis-server`` (subprocess), the fake Slack Web API and the fake model server
+(in this process's event loop) and the bot as a subprocess (``python -m bot serve --http``). For each N it
+sends N signed ``app_mention`` events at once, each in its own channel, lets the fake model stream a
+``--answer-chars`` answer at ``--tokens-per-second`` (4 characters per token), waits until every reply
+shows its final text in the fake Slack (or a deadline passes) and prints one markdown table row.
+
+Everything listens on 127.0.0.1; every wait has a deadline; everything started is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.slack_text import to_mrkdwn
+from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER
+from tests.fakes.constants import BOT_TOKEN, BOT_USER_ID, HUMAN_USER_ID, MODEL_API_KEY, SIGNING_SECRET
+from tests.fakes.model_api import FakeModel, ModelCall, Reply
+from tests.fakes.redis_server import RedisServer
+from tests.fakes.signing import event_body, signed_headers
+from tests.fakes.slack_api import FakeSlack
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHARS_PER_TOKEN = 4
+HEALTH_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+ACK_TIMEOUT = 30.0
+POLL_INTERVAL = 0.1
+# Settings the bot reads; inherited values would skew the run, so they are dropped from its environment.
+_BOT_ENV_PREFIXES = ("SLACK_", "GLM_", "QUOTA_", "LOG_")
+_BOT_ENV_NAMES = {"REDIS_URL", "ADMIN_USER_IDS", "STREAM_EDIT_INTERVAL", "PORT", "SYSTEM_PROMPT"}
+# Commands the harness itself sends to Redis between two readings (RedisServer.flush/reset_stats).
+_HARNESS_REDIS_COMMANDS = {"config|resetstat": 1}
+_WORDS = [
+    "the",
+    "model",
+    "reads",
+    "your",
+    "question",
+    "and",
+    "answers",
+    "with",
+    "care",
+    "about",
+    "images",
+    "charts",
+    "code",
+    "tables",
+    "tokens",
+    "latency",
+    "threads",
+    "channels",
+    "messages",
+    "context",
+    "memory",
+    "quota",
+    "streaming",
+    "edits",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Command-line options."""
+
+    ns: tuple[int, ...]
+    tokens_per_second: float
+    answer_chars: int
+    edit_interval: float
+
+
+@dataclass(slots=True)
+class Harness:
+    """What every round needs: the fakes, Redis, the bot process and an HTTP client."""
+
+    options: Options
+    slack: FakeSlack
+    model: FakeModel
+    redis: RedisServer
+    bot: asyncio.subprocess.Process
+    bot_url: str
+    bot_log: Path
+    answer: str
+    expected_text: str
+
+
+@dataclass(slots=True)
+class RoundResult:
+    """Measurements of one round of N concurrent mentions."""
+
+    n: int
+    ack_ms: list[float]
+    failed_acks: int
+    first_text_ms: list[float]
+    completed: int
+    slack_calls: int
+    slack_updates: int
+    redis_commands: dict[str, int]
+    bot_cpu_seconds: float
+    bot_peak_rss_mb: float
+    bench_cpu_seconds: float
+    wall_seconds: float
+    aborted_streams: int
+    bot_log_lines: int
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[10, 50, 200], help="concurrent mentions")
+    parser.add_argument("--tokens-per-second", type=float, default=40.0, help="model streaming speed")
+    parser.add_argument("--answer-chars", type=int, default=600, help="length of each answer")
+    parser.add_argument("--edit-interval", type=float, default=1.5, help="bot's STREAM_EDIT_INTERVAL")
+    args = parser.parse_args(argv)
+    if any(n < 1 or n > 2000 for n in args.n):
+        parser.error("--n values must be between 1 and 2000")
+    if not 0.5 <= args.tokens_per_second <= 10_000:
+        parser.error("--tokens-per-second must be between 0.5 and 10000")
+    if not 1 <= args.answer_chars <= MESSAGE_LIMIT:
+        parser.error(f"--answer-chars must be between 1 and {MESSAGE_LIMIT} (one Slack message)")
+    if args.edit_interval < 0.1:
+        parser.error("--edit-interval must be at least 0.1 (the bot's minimum)")
+    return Options(
+        ns=tuple(args.n),
+        tokens_per_second=args.tokens_per_second,
+        answer_chars=args.answer_chars,
+        edit_interval=args.edit_interval,
+    )
+
+
+def make_answer(chars: int) -> str:
+    """A deterministic Markdown answer of exactly ``chars`` characters (paragraphs, bold, a list)."""
+    parts: list[str] = []
+    length = 0
+    for index in itertools.count():
+        word = _WORDS[(index * 7) % len(_WORDS)]
+        if index % 23 == 5:
+            word = f"**{word}**"
+        sep = " "
+        if index % 61 == 60:
+            sep = "\n\n"
+        elif index % 61 in (40, 47):
+            sep = "\n- "
+        parts.append(word + sep)
+        length += len(word) + len(sep)
+        if length >= chars:
+            break
+    text = "".join(parts)[:chars]
+    return text[:-1] + "." if text[-1].isspace() else text
+
+
+def stream_seconds(options: Options) -> float:
+    """How long the fake model takes to stream one answer."""
+    chunks = math.ceil(options.answer_chars / CHARS_PER_TOKEN)
+    return max(0, chunks - 1) / options.tokens_per_second
+
+
+def round_deadline(options: Options, n: int) -> float:
+    """A generous limit for one round: every reply should be done well before it."""
+    return 60.0 + 3.0 * stream_seconds(options) + 0.25 * n
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def bot_environment(
+    slack: FakeSlack, model: FakeModel, redis_url: str, edit_interval: float
+) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name.upper() not in _BOT_ENV_NAMES and not name.upper().startswith(_BOT_ENV_PREFIXES)
+    }
+    pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.update(
+        {
+            "PYTHONPATH": pythonpath,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "GLM_API_KEY": MODEL_API_KEY,
+            "GLM_BASE_URL": model.base_url,
+            "REDIS_URL": redis_url,
+            "STREAM_EDIT_INTERVAL": str(edit_interval),
+            "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "json",
+        }
+    )
+    return env
+
+
+@asynccontextmanager
+async def bot_process(
+    env: dict[str, str], port: int, log_path: Path, workdir: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m bot serve --http --port P`` with stdout/stderr to ``log_path``; SIGTERM on exit."""
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "serve",
+            "--http",
+            "--port",
+            str(port),
+            env=env,
+            cwd=workdir,  # an empty directory: no stray .env is read
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        yield process
+    finally:
+        await stop_process(process)
+
+
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+
+
+async def wait_healthy(
+    session: aiohttp.ClientSession, url: str, process: asyncio.subprocess.Process, log_path: Path
+) -> None:
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise RuntimeError(f"the bot exited with {process.returncode}:\n{tail(log_path)}")
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
+                if response.status == 200:
+                    return
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} not healthy after {HEALTH_TIMEOUT:.0f}s:\n{tail(log_path)}")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def count_lines(path: Path) -> int:
+    return len(path.read_bytes().splitlines())
+
+
+# ---------------------------------------------------------------------------------------------- /proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` in seconds (from /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM of ``pid`` (the process's peak resident set so far) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ---------------------------------------------------------------------------------------------- one round
+
+
+def reset_recordings(slack: FakeSlack, model: FakeModel) -> None:
+    slack.calls.clear()
+    slack.messages.clear()
+    slack.ephemerals.clear()
+    model.requests.clear()
+    model.aborted_streams = 0
+
+
+def redis_command_stats(server: RedisServer) -> dict[str, int]:
+    """Calls per command since the last reset, without the harness's own commands."""
+    stats = server.client.info("commandstats")
+    counts: dict[str, int] = {}
+    for name, value in stats.items():
+        if isinstance(value, dict):
+            calls = int(value.get("calls", 0)) - _HARNESS_REDIS_COMMANDS.get(name, 0)
+            if calls > 0:
+                counts[name] = calls
+    return counts
+
+
+def channel_for(round_no: int, index: int) -> str:
+    return f"CB{round_no:02d}{index:05d}"
+
+
+def question_for(round_no: int, index: int) -> str:
+    return f"benchmark question q{round_no:02d}x{index:05d}: how do streaming replies behave under load?"
+
+
+_QUESTION_TAG = re.compile(r"q(\d{2})x(\d{5})")
+
+
+def signed_mention(round_no: int, index: int) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of one signed ``app_mention`` event, as Slack would POST it."""
+    ts = f"1800{round_no:02d}0000.{index:06d}"
+    event: dict[str, Any] = {
+        "type": "app_mention",
+        "user": HUMAN_USER_ID,
+        "text": f"<@{BOT_USER_ID}> {question_for(round_no, index)}",
+        "ts": ts,
+        "channel": channel_for(round_no, index),
+        "event_ts": ts,
+    }
+    body = event_body(event, f"EvB{round_no:02d}{index:06d}")
+    headers = {"Content-Type": "application/json", **signed_headers(SIGNING_SECRET, body)}
+    return body, headers
+
+
+async def post_event(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, float]:
+    """POST one event; returns (HTTP status or 0 on a transport error, milliseconds to the response)."""
+    started = time.perf_counter()
+    try:
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError):
+        status = 0
+    return status, (time.perf_counter() - started) * 1000
+
+
+async def send_mentions(harness: Harness, round_no: int, n: int) -> list[tuple[int, float]]:
+    """Send ``n`` signed mentions at once, each on its own connection; (status, ms) per event."""
+    requests = [signed_mention(round_no, index) for index in range(n)]
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=ACK_TIMEOUT)
+    url = f"{harness.bot_url}/slack/events"
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        return await asyncio.gather(*(post_event(session, url, body, headers) for body, headers in requests))
+
+
+def finished_channels(slack: FakeSlack, channels: set[str], expected_text: str) -> set[str]:
+    return {m.channel for m in slack.messages.values() if m.channel in channels and m.text == expected_text}
+
+
+async def wait_for_replies(harness: Harness, channels: set[str], timeout: float) -> set[str]:  # noqa: ASYNC109
+    """Poll the fake Slack until every channel shows the final answer or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    done: set[str] = set()
+    while time.monotonic() < deadline:
+        done = finished_channels(harness.slack, channels, harness.expected_text)
+        if done == channels:
+            break
+        await asyncio.sleep(POLL_INTERVAL)
+    return done
+
+
+def first_chunk_by_channel(requests: list[ModelCall], round_no: int) -> dict[str, float]:
+    """When the fake model sent the first content chunk, keyed by the channel the question came from."""
+    out: dict[str, float] = {}
+    for call in requests:
+        if call.first_chunk_at is None or not call.messages:
+            continue
+        found = _QUESTION_TAG.search(json.dumps(call.messages[-1].get("content")))
+        if found and int(found.group(1)) == round_no:
+            out[channel_for(round_no, int(found.group(2)))] = call.first_chunk_at
+    return out
+
+
+def first_text_by_channel(slack: FakeSlack, channels: set[str]) -> dict[str, float]:
+    """When Slack first received a non-placeholder text for each channel's reply."""
+    out: dict[str, float] = {}
+    for call in slack.calls:
+        channel = call.body.get("channel")
+        if call.method not in ("chat.update", "chat.postMessage") or channel not in channels:
+            continue
+        if call.body.get("text") not in (None, "", PLACEHOLDER) and channel not in out:
+            out[str(channel)] = call.at
+    return out
+
+
+def first_text_latencies(harness: Harness, round_no: int, channels: set[str]) -> list[float]:
+    tokens = first_chunk_by_channel(harness.model.requests, round_no)
+    texts = first_text_by_channel(harness.slack, channels)
+    return [(texts[c] - tokens[c]) * 1000 for c in channels if c in tokens and c in texts]
+
+
+async def run_round(harness: Harness, round_no: int, n: int) -> RoundResult:
+    harness.redis.flush()  # FLUSHALL + CONFIG RESETSTAT
+    reset_recordings(harness.slack, harness.model)
+    channels = {channel_for(round_no, index) for index in range(n)}
+    log_lines, cpu_before = count_lines(harness.bot_log), cpu_seconds(harness.bot.pid)
+    bench_before, started = time.process_time(), time.monotonic()
+
+    acks = await send_mentions(harness, round_no, n)
+    done = await wait_for_replies(harness, channels, round_deadline(harness.options, n))
+
+    wall = time.monotonic() - started
+    calls = [c for c in harness.slack.calls if c.method != "auth.test"]
+    return RoundResult(
+        n=n,
+        ack_ms=[ms for status, ms in acks if status == 200],
+        failed_acks=sum(1 for status, _ in acks if status != 200),
+        first_text_ms=first_text_latencies(harness, round_no, channels),
+        completed=len(done),
+        slack_calls=len(calls),
+        slack_updates=sum(1 for c in calls if c.method == "chat.update"),
+        redis_commands=redis_command_stats(harness.redis),
+        bot_cpu_seconds=cpu_seconds(harness.bot.pid) - cpu_before,
+        bot_peak_rss_mb=peak_rss_mb(harness.bot.pid),
+        bench_cpu_seconds=time.process_time() - bench_before,
+        wall_seconds=wall,
+        aborted_streams=harness.model.aborted_streams,
+        bot_log_lines=count_lines(harness.bot_log) - log_lines,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def percentile(values: Sequence[float], pct: float) -> float | None:
+    """Nearest-rank percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+TABLE_HEADER = (
+    "| N | ack p50 ms | ack p99 ms | 1st token→text p50 ms | 1st token→text p99 ms | complete "
+    "| Slack calls/reply | chat.update/reply | Redis cmds/reply | bot CPU s | bot peak RSS MB "
+    "| round s | bench CPU s |"
+)
+
+
+def table_row(r: RoundResult) -> str:
+    cells = [
+        str(r.n),
+        fmt(percentile(r.ack_ms, 50), 1),
+        fmt(percentile(r.ack_ms, 99), 1),
+        fmt(percentile(r.first_text_ms, 50)),
+        fmt(percentile(r.first_text_ms, 99)),
+        f"{r.completed}/{r.n}",
+        f"{r.slack_calls / r.n:.2f}",
+        f"{r.slack_updates / r.n:.2f}",
+        f"{sum(r.redis_commands.values()) / r.n:.2f}",
+        f"{r.bot_cpu_seconds:.2f}",
+        f"{r.bot_peak_rss_mb:.1f}",
+        f"{r.wall_seconds:.1f}",
+        f"{r.bench_cpu_seconds:.2f}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def format_table(results: Sequence[RoundResult]) -> str:
+    columns = TABLE_HEADER.count("|") - 1
+    separator = "|" + "---:|" * columns
+    return "\n".join([TABLE_HEADER, separator, *(table_row(r) for r in results)])
+
+
+def format_notes(results: Sequence[RoundResult], options: Options) -> str:
+    lines = [
+        f"answer {options.answer_chars} chars at {options.tokens_per_second:g} tok/s "
+        f"({stream_seconds(options):.2f}s of streaming), STREAM_EDIT_INTERVAL={options.edit_interval:g}",
+    ]
+    for r in results:
+        breakdown = ", ".join(f"{k}={v}" for k, v in sorted(r.redis_commands.items()))
+        lines.append(
+            f"N={r.n}: failed acks {r.failed_acks}, first-text samples {len(r.first_text_ms)}, "
+            f"aborted model streams {r.aborted_streams}, bot log lines {r.bot_log_lines}; "
+            f"Redis: {breakdown or 'none'}"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+@asynccontextmanager
+async def started_harness(options: Options) -> AsyncIterator[Harness]:
+    """Redis, the fakes and the bot, all started; everything stopped on exit (also on errors)."""
+    async with AsyncExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="glmbot-bench-")))
+        redis_server = stack.enter_context(RedisServer())
+        slack = await stack.enter_async_context(FakeSlack(bot_token=BOT_TOKEN))
+        model = await stack.enter_async_context(FakeModel(api_key=MODEL_API_KEY))
+        answer = make_answer(options.answer_chars)
+        model.default_reply = Reply(
+            text=answer, chunk_chars=CHARS_PER_TOKEN, delay=1.0 / options.tokens_per_second
+        )
+        port, log_path = free_port(), workdir / "bot.log"
+        env = bot_environment(slack, model, redis_server.url, options.edit_interval)
+        bot = await stack.enter_async_context(bot_process(env, port, log_path, workdir))
+        bot_url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            await wait_healthy(session, f"{bot_url}/healthz", bot, log_path)
+        yield Harness(options, slack, model, redis_server, bot, bot_url, log_path, answer, to_mrkdwn(answer))
+
+
+async def run(options: Options) -> int:
+    started = time.monotonic()
+    results: list[RoundResult] = []
+    async with started_harness(options) as harness:
+        for round_no, n in enumerate(options.ns, start=1):
+            print(f"round {round_no}: N={n} ...", file=sys.stderr, flush=True)
+            results.append(await run_round(harness, round_no, n))
+            if harness.bot.returncode is not None:
+                print(
+                    f"the bot exited with {harness.bot.returncode}:\n{tail(harness.bot_log)}", file=sys.stderr
+                )
+                break
+        log_tail = tail(harness.bot_log, 5) if any(r.bot_log_lines for r in results) else ""
+    print(format_table(results))
+    print()
+    print(format_notes(results, options))
+    if log_tail:
+        print(f"last bot log lines:\n{log_tail}")
+    print(f"total run time {time.monotonic() - started:.1f}s")
+    return 0 if all(r.completed == r.n for r in results) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    try:
+        return asyncio.run(run(options))
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

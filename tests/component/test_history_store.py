@@ -1,0 +1,106 @@
+"""HistoryStore and MessageClaims against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from bot.dedupe import MessageClaims
+from bot.domain import ChatMessage, ThreadKey
+from bot.errors import StoreUnavailable
+from bot.history_store import MAX_ENTRIES, HistoryStore, history_key
+from bot.store import open_store, store_answers
+
+THREAD = ThreadKey("T1", "C1", "1700000000.000100")
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
+    connection = open_store(redis_url)
+    yield connection
+    await connection.aclose()
+
+
+async def test_append_and_load_in_order(client: redis.Redis) -> None:
+    """Appended messages come back oldest first, with a TTL on the key."""
+    store = HistoryStore(client, ttl_seconds=3600)
+    await store.append(THREAD, [ChatMessage("user", "q1"), ChatMessage("assistant", "a1")])
+    await store.append(THREAD, [ChatMessage("user", "q2 ünïcødé 你好"), ChatMessage("assistant", "a2")])
+    assert [m.text for m in await store.load(THREAD)] == ["q1", "a1", "q2 ünïcødé 你好", "a2"]
+    assert 3590 < await client.ttl(history_key(THREAD)) <= 3600
+    assert await store.exists(THREAD)
+    assert not await store.exists(ThreadKey("T1", "C1", "other"))
+
+
+async def test_key_uses_one_hash_tag_per_thread() -> None:
+    """The thread id sits in a {hash tag}, so Redis Cluster keeps a thread in one slot."""
+    assert history_key(THREAD) == "glmbot:{T1:C1:1700000000.000100}:history"
+
+
+async def test_racing_appends_never_interleave(client: redis.Redis) -> None:
+    """Concurrent turns in one thread land as whole (question, answer) pairs."""
+    store = HistoryStore(client, ttl_seconds=60)
+    await asyncio.gather(
+        *(
+            store.append(THREAD, [ChatMessage("user", f"q{i}"), ChatMessage("assistant", f"a{i}")])
+            for i in range(50)
+        )
+    )
+    texts = [m.text for m in await store.load(THREAD)]
+    assert len(texts) == 100
+    for question, answer in zip(texts[::2], texts[1::2], strict=True):
+        assert question[1:] == answer[1:]
+
+
+async def test_history_capped(client: redis.Redis) -> None:
+    """A very long thread keeps only the newest MAX_ENTRIES entries."""
+    store = HistoryStore(client, ttl_seconds=60)
+    for i in range(0, MAX_ENTRIES + 10, 2):
+        await store.append(THREAD, [ChatMessage("user", f"q{i}"), ChatMessage("assistant", f"a{i}")])
+    loaded = await store.load(THREAD)
+    assert len(loaded) == MAX_ENTRIES
+    assert loaded[-1].text == f"a{MAX_ENTRIES + 8}"
+
+
+async def test_forget(client: redis.Redis) -> None:
+    """forget removes the thread's memory."""
+    store = HistoryStore(client, ttl_seconds=60)
+    await store.append(THREAD, [ChatMessage("user", "q")])
+    await store.forget(THREAD)
+    assert await store.load(THREAD) == []
+
+
+async def test_claims_first_wins_with_ttl(client: redis.Redis) -> None:
+    """Of many concurrent claims on one message exactly one wins; the claim expires in a day."""
+    claims = MessageClaims(client)
+    results = await asyncio.gather(*(claims.claim("T1", "C1", "1.1") for _ in range(20)))
+    assert results.count(True) == 1
+    assert await claims.claim("T1", "C1", "1.2")
+    assert 86000 < await client.ttl("glmbot:{msg:T1:C1:1.1}:claimed") <= 86400
+
+
+async def test_unreachable_store_raises_store_unavailable() -> None:
+    """Every operation against a dead Redis turns into StoreUnavailable."""
+    dead = open_store("redis://127.0.0.1:9/0")
+    store = HistoryStore(dead, ttl_seconds=60)
+    assert not await store_answers(dead)
+    with pytest.raises(StoreUnavailable):
+        await store.load(THREAD)
+    with pytest.raises(StoreUnavailable):
+        await store.append(THREAD, [ChatMessage("user", "q")])
+    with pytest.raises(StoreUnavailable):
+        await MessageClaims(dead).claim("T1", "C1", "1")
+    await dead.aclose()
+
+
+async def test_embedded_store_runs_the_same_scripts() -> None:
+    """Without REDIS_URL the in-process store runs the same Lua append."""
+    embedded = open_store(None)
+    store = HistoryStore(embedded, ttl_seconds=60)
+    await store.append(THREAD, [ChatMessage("user", "q"), ChatMessage("assistant", "a")])
+    assert [m.role for m in await store.load(THREAD)] == ["user", "assistant"]
+    assert await store_answers(embedded)
+    await embedded.aclose()

@@ -1,0 +1,90 @@
+"""SlackReplyStreamer against the fake Slack Web API over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.edit_pacing import EditPacer
+from bot.errors import SlackUnavailable
+from bot.metrics import Metrics
+from bot.slack_text import to_mrkdwn
+from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR, SlackReplyStreamer
+from tests.fakes.constants import BOT_TOKEN
+from tests.fakes.slack_api import FakeSlack
+
+
+def _streamer(slack: FakeSlack, interval: float = 0.05) -> SlackReplyStreamer:
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
+    return SlackReplyStreamer(client, "C1", "1.0", EditPacer(interval), Metrics())
+
+
+async def test_edits_coalesce_to_latest_text(fake_slack: FakeSlack) -> None:
+    """Many show() calls between two edit slots produce one edit carrying the newest text."""
+    streamer = _streamer(fake_slack, interval=0.3)
+    await streamer.start()
+    for i in range(1, 200):
+        streamer.show("word " * i)
+        await asyncio.sleep(0.002)
+    await streamer.finish("word " * 200)
+    updates = fake_slack.calls_to("chat.update")
+    assert len(updates) <= 4
+    assert updates[-1].body["text"] == to_mrkdwn("word " * 200)
+    assert all(TYPING_CURSOR in u.body["text"] for u in updates[:-1])
+
+
+async def test_code_block_split_keeps_fences_balanced(fake_slack: FakeSlack) -> None:
+    """A long code block is split across messages with each part a closed code block."""
+    code = "```python\n" + "\n".join(f"print({i})  # line {i}" for i in range(400)) + "\n```"
+    answer = "Here is the code:\n\n" + code + "\n\nDone."
+    streamer = _streamer(fake_slack)
+    await streamer.start()
+    await streamer.finish(answer)
+    parts = [m.text for m in fake_slack.messages_in("C1", "1.0")]
+    assert len(parts) >= 3
+    for part in parts:
+        assert len(part) <= MESSAGE_LIMIT
+        assert part.count("```") % 2 == 0, part[:80]
+    joined = "\n".join(parts)
+    assert all(f"print({i})  # line {i}" in joined for i in range(400))
+    assert parts[-1].rstrip().endswith("Done.")
+
+
+async def test_fail_keeps_partial_text_and_adds_warning(fake_slack: FakeSlack) -> None:
+    """fail() after some text keeps that text and replaces the cursor with the warning."""
+    streamer = _streamer(fake_slack)
+    await streamer.start()
+    streamer.show("Half an answer")
+    await streamer.fail("The model stopped.")
+    [message] = fake_slack.messages_in("C1", "1.0")
+    assert message.text == "Half an answer\n\n:warning: The model stopped."
+
+
+async def test_placeholder_rate_limited_then_posted(fake_slack: FakeSlack) -> None:
+    """A 429 on the placeholder post is waited out and retried."""
+    fake_slack.fail_next("chat.postMessage", status=429, retry_after=0)
+    streamer = _streamer(fake_slack)
+    await streamer.start()
+    await streamer.finish("ok")
+    assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["ok"]
+    assert fake_slack.calls_to("chat.postMessage")[-1].body["text"] == PLACEHOLDER
+
+
+async def test_placeholder_failure_raises_slack_unavailable(fake_slack: FakeSlack) -> None:
+    """A Slack error on the placeholder post is SlackUnavailable (nothing else can be shown)."""
+    fake_slack.error_next("chat.postMessage", error="channel_not_found")
+    with pytest.raises(SlackUnavailable):
+        await _streamer(fake_slack).start()
+
+
+async def test_failed_interim_edit_does_not_lose_final(fake_slack: FakeSlack) -> None:
+    """An interim edit error is skipped; the final edit still lands."""
+    fake_slack.error_next("chat.update", error="internal_error")
+    streamer = _streamer(fake_slack)
+    await streamer.start()
+    streamer.show("partial")
+    await asyncio.sleep(0.1)
+    await streamer.finish("complete answer")
+    assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["complete answer"]
