@@ -52,32 +52,11 @@ _BOT_ENV_PREFIXES = ("SLACK_", "GLM_", "QUOTA_", "LOG_")
 _BOT_ENV_NAMES = {"REDIS_URL", "ADMIN_USER_IDS", "STREAM_EDIT_INTERVAL", "PORT", "SYSTEM_PROMPT"}
 # Commands the harness itself sends to Redis between two readings (RedisServer.flush/reset_stats).
 _HARNESS_REDIS_COMMANDS = {"config|resetstat": 1}
-_WORDS = [
-    "the",
-    "model",
-    "reads",
-    "your",
-    "question",
-    "and",
-    "answers",
-    "with",
-    "care",
-    "about",
-    "images",
-    "charts",
-    "code",
-    "tables",
-    "tokens",
-    "latency",
-    "threads",
-    "channels",
-    "messages",
-    "context",
-    "memory",
-    "quota",
-    "streaming",
-    "edits",
-]
+_CMDSTAT_PREFIX = "cmdstat_"
+_VOCABULARY = (
+    "the model reads your question and answers with care about images charts code tables "
+    "tokens latency threads channels messages context memory quota streaming edits"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +132,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
 
 def make_answer(chars: int) -> str:
     """A deterministic Markdown answer of exactly ``chars`` characters (paragraphs, bold, a list)."""
+    words = _VOCABULARY.split()
     parts: list[str] = []
     length = 0
     for index in itertools.count():
-        word = _WORDS[(index * 7) % len(_WORDS)]
+        word = words[(index * 7) % len(words)]
         if index % 23 == 5:
             word = f"**{word}**"
         sep = " "
@@ -314,8 +294,9 @@ def redis_command_stats(server: RedisServer) -> dict[str, int]:
     """Calls per command since the last reset, without the harness's own commands."""
     stats = server.client.info("commandstats")
     counts: dict[str, int] = {}
-    for name, value in stats.items():
+    for key, value in stats.items():
         if isinstance(value, dict):
+            name = key.removeprefix(_CMDSTAT_PREFIX)
             calls = int(value.get("calls", 0)) - _HARNESS_REDIS_COMMANDS.get(name, 0)
             if calls > 0:
                 counts[name] = calls

@@ -7,8 +7,10 @@ turn. Every expected failure becomes a short message in place of the answer.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -59,6 +61,7 @@ class ConversationService:
         self._model = model
         self._config = config
         self._metrics = metrics
+        self._in_flight: set[asyncio.Task[Any]] = set()
 
     async def knows_thread(self, thread: ThreadKey) -> bool:
         """True when the bot already talks in this thread (so follow-ups need no mention)."""
@@ -68,8 +71,18 @@ class ConversationService:
         """Drop a thread's memory."""
         await self._history.forget(thread)
 
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for replies in progress, e.g. before a shutdown."""
+        if self._in_flight:
+            log.info("draining_replies", in_flight=len(self._in_flight))
+            await asyncio.wait(set(self._in_flight), timeout=timeout)
+
     async def answer(self, message: IncomingMessage, sink: ReplySink) -> None:
         """Answer ``message`` once, streaming into ``sink``."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
         try:
             if not await self._claims.claim(message.thread.team, message.thread.channel, message.message_ts):
                 log.info("duplicate_message_ignored")

@@ -78,6 +78,8 @@ def configure_logging(level: str, fmt: Literal["json", "console"] | None, secret
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request at INFO: one line per model call says nothing our own lines do not.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
 def _drop_positional(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:

@@ -30,6 +30,8 @@ from handlers.services import Services
 
 log = structlog.get_logger(__name__)
 EVENTS_PATH = "/slack/events"
+# Slack gives a container about 30 s between SIGTERM and SIGKILL in most orchestrators' defaults.
+DRAIN_SECONDS = 25.0
 
 
 def build_bolt_app(settings: Settings, core: Core, socket_mode: bool) -> AsyncApp:
@@ -102,6 +104,8 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
         if socket is not None:
             await socket.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()
+        # Replies already accepted finish (or fail visibly) instead of leaving a spinner behind.
+        await core.conversation.drain(DRAIN_SECONDS)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -75,10 +76,10 @@ async def test_console_streams_answers_from_a_pipe(fake_model: FakeModel) -> Non
     assert [m["role"] for m in fake_model.requests[2].messages] == ["system", "user"]
 
 
-async def test_serve_http_answers_and_stops_cleanly(
+async def test_serve_http_answers_and_drains_on_sigterm(
     fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
 ) -> None:
-    """`glmbot serve --http --port P` serves health, answers a signed DM, and exits 0 on SIGTERM."""
+    """serve --http answers signed DMs and, on SIGTERM, finishes the reply in flight, then exits 0."""
     port = _free_port()
     env = {
         **os.environ,
@@ -90,14 +91,10 @@ async def test_serve_http_answers_and_stops_cleanly(
         "REDIS_URL": redis_url,
         "LOG_FORMAT": "json",
     }
+    hold = asyncio.Event()
+    fake_model.script(Reply(text="First."), Reply(text="Finished after SIGTERM.", hold=hold))
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--http",
-        "--port",
-        str(port),
+        *[sys.executable, "-m", "bot", "serve", "--http", "--port", str(port)],
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -105,19 +102,36 @@ async def test_serve_http_answers_and_stops_cleanly(
     try:
         async with httpx.AsyncClient(timeout=5) as http:
             await _wait_healthy(http, f"http://127.0.0.1:{port}/healthz")
-            body = event_body(message("hi from cli", channel="D0DM", channel_type="im"), "EvCli1")
-            headers = {"Content-Type": "application/json", **signed_headers(SIGNING_SECRET, body)}
-            response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
-            assert response.status_code == 200
-            await fake_slack.wait_for(
-                lambda: any(m.text == "Hello from the fake model." for m in fake_slack.messages.values())
-            )
+            await _send_dm(http, port, "hi from cli", "EvCli1")
+            await fake_slack.wait_for(lambda: _texts(fake_slack) == ["First."])
+            await _send_dm(http, port, "a slow one", "EvCli2")
+            await fake_slack.wait_for(lambda: len(fake_model.requests) == 2)
     finally:
         process.send_signal(signal.SIGTERM)
-        _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    await asyncio.sleep(0.3)
+    hold.set()
+    _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, err.decode()
+    assert _texts(fake_slack) == ["First.", "Finished after SIGTERM."]
+    logs = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    usage = next(line for line in logs if line["event"] == "model_usage")
+    assert usage["event_id"] == "EvCli1"
+    assert usage["channel"] == "D0DM"
+    assert usage["user"] == "U0HUMAN1"
+    assert "thread_ts" in usage
     assert BOT_TOKEN not in err.decode()
     assert MODEL_API_KEY not in err.decode()
+
+
+def _texts(slack: FakeSlack) -> list[str]:
+    return [m.text for m in slack.messages.values()]
+
+
+async def _send_dm(http: httpx.AsyncClient, port: int, text: str, event_id: str) -> None:
+    body = event_body(message(text, channel="D0DM", channel_type="im"), event_id)
+    headers = {"Content-Type": "application/json", **signed_headers(SIGNING_SECRET, body)}
+    response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+    assert response.status_code == 200
 
 
 async def _wait_healthy(http: httpx.AsyncClient, url: str) -> None:
