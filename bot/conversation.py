@@ -71,11 +71,11 @@ class ConversationService:
         """Drop a thread's memory."""
         await self._history.forget(thread)
 
-    async def drain(self, timeout: float) -> None:
-        """Wait (at most ``timeout`` seconds) for replies in progress, e.g. before a shutdown."""
+    async def drain(self, within_seconds: float) -> None:
+        """Wait (at most ``within_seconds``) for replies in progress, e.g. before a shutdown."""
         if self._in_flight:
             log.info("draining_replies", in_flight=len(self._in_flight))
-            await asyncio.wait(set(self._in_flight), timeout=timeout)
+            await asyncio.wait(set(self._in_flight), timeout=within_seconds)
 
     async def answer(self, message: IncomingMessage, sink: ReplySink) -> None:
         """Answer ``message`` once, streaming into ``sink``."""
