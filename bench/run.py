@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 
 from bot.slack_text import to_mrkdwn
-from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER
+from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.constants import BOT_TOKEN, BOT_USER_ID, HUMAN_USER_ID, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, ModelCall, Reply
 from tests.fakes.redis_server import RedisServer
@@ -67,11 +67,12 @@ class Options:
     tokens_per_second: float
     answer_chars: int
     edit_interval: float
+    redis_max_connections: int | None = None
 
 
 @dataclass(slots=True)
 class Harness:
-    """What every round needs: the fakes, Redis, the bot process and an HTTP client."""
+    """What every round needs: the fakes, Redis, the bot process and the answer it should show."""
 
     options: Options
     slack: FakeSlack
@@ -80,8 +81,7 @@ class Harness:
     bot: asyncio.subprocess.Process
     bot_url: str
     bot_log: Path
-    answer: str
-    expected_text: str
+    expected_text: str  # the reply's final Slack text: to_mrkdwn(answer)
 
 
 @dataclass(slots=True)
@@ -93,6 +93,8 @@ class RoundResult:
     failed_acks: int
     first_text_ms: list[float]
     completed: int
+    failed_replies: int
+    unsettled: int
     slack_calls: int
     slack_updates: int
     redis_commands: dict[str, int]
@@ -108,11 +110,19 @@ class RoundResult:
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description="Load benchmark of the bot in HTTP mode."
+    )
     parser.add_argument("--n", type=int, nargs="+", default=[10, 50, 200], help="concurrent mentions")
     parser.add_argument("--tokens-per-second", type=float, default=40.0, help="model streaming speed")
     parser.add_argument("--answer-chars", type=int, default=600, help="length of each answer")
     parser.add_argument("--edit-interval", type=float, default=1.5, help="bot's STREAM_EDIT_INTERVAL")
+    parser.add_argument(
+        "--redis-max-connections",
+        type=int,
+        default=None,
+        help="append ?max_connections=K to the bot's REDIS_URL (default: the client library's own limit)",
+    )
     args = parser.parse_args(argv)
     if any(n < 1 or n > 2000 for n in args.n):
         parser.error("--n values must be between 1 and 2000")
@@ -127,6 +137,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         tokens_per_second=args.tokens_per_second,
         answer_chars=args.answer_chars,
         edit_interval=args.edit_interval,
+        redis_max_connections=args.redis_max_connections,
     )
 
 
@@ -196,6 +207,12 @@ def bot_environment(
         }
     )
     return env
+
+
+def bot_redis_url(server: RedisServer, options: Options) -> str:
+    if options.redis_max_connections is None:
+        return server.url
+    return f"{server.url}?max_connections={options.redis_max_connections}"
 
 
 @asynccontextmanager
@@ -354,20 +371,40 @@ async def send_mentions(harness: Harness, round_no: int, n: int) -> list[tuple[i
         return await asyncio.gather(*(post_event(session, url, body, headers) for body, headers in requests))
 
 
-def finished_channels(slack: FakeSlack, channels: set[str], expected_text: str) -> set[str]:
-    return {m.channel for m in slack.messages.values() if m.channel in channels and m.text == expected_text}
+def is_settled(text: str, expected_text: str) -> bool:
+    """True when a reply will not change any more: the full answer, or e.g. a ``:warning:`` message."""
+    return text == expected_text or (text != PLACEHOLDER and not text.endswith(TYPING_CURSOR))
 
 
-async def wait_for_replies(harness: Harness, channels: set[str], timeout: float) -> set[str]:  # noqa: ASYNC109
-    """Poll the fake Slack until every channel shows the final answer or ``timeout`` seconds pass."""
+def reply_states(slack: FakeSlack, channels: set[str], expected_text: str) -> tuple[set[str], set[str]]:
+    """Channels whose reply shows the full answer, and channels whose reply is settled (in any way)."""
+    done: set[str] = set()
+    settled: set[str] = set()
+    for message in slack.messages.values():
+        if message.channel not in channels:
+            continue
+        if message.text == expected_text:
+            done.add(message.channel)
+        if is_settled(message.text, expected_text):
+            settled.add(message.channel)
+    return done, settled
+
+
+async def wait_for_replies(
+    harness: Harness,
+    channels: set[str],
+    timeout: float,  # noqa: ASYNC109 - a deadline for polling
+) -> tuple[set[str], set[str]]:
+    """Poll the fake Slack until every reply is settled or ``timeout`` seconds pass; (done, settled)."""
     deadline = time.monotonic() + timeout
     done: set[str] = set()
+    settled: set[str] = set()
     while time.monotonic() < deadline:
-        done = finished_channels(harness.slack, channels, harness.expected_text)
-        if done == channels:
+        done, settled = reply_states(harness.slack, channels, harness.expected_text)
+        if settled == channels:
             break
         await asyncio.sleep(POLL_INTERVAL)
-    return done
+    return done, settled
 
 
 def first_chunk_by_channel(requests: list[ModelCall], round_no: int) -> dict[str, float]:
@@ -408,7 +445,7 @@ async def run_round(harness: Harness, round_no: int, n: int) -> RoundResult:
     bench_before, started = time.process_time(), time.monotonic()
 
     acks = await send_mentions(harness, round_no, n)
-    done = await wait_for_replies(harness, channels, round_deadline(harness.options, n))
+    done, settled = await wait_for_replies(harness, channels, round_deadline(harness.options, n))
 
     wall = time.monotonic() - started
     calls = [c for c in harness.slack.calls if c.method != "auth.test"]
@@ -418,6 +455,8 @@ async def run_round(harness: Harness, round_no: int, n: int) -> RoundResult:
         failed_acks=sum(1 for status, _ in acks if status != 200),
         first_text_ms=first_text_latencies(harness, round_no, channels),
         completed=len(done),
+        failed_replies=len(settled - done),
+        unsettled=n - len(settled),
         slack_calls=len(calls),
         slack_updates=sum(1 for c in calls if c.method == "chat.update"),
         redis_commands=redis_command_stats(harness.redis),
@@ -479,14 +518,18 @@ def format_table(results: Sequence[RoundResult]) -> str:
 
 
 def format_notes(results: Sequence[RoundResult], options: Options) -> str:
-    lines = [
+    setup = (
         f"answer {options.answer_chars} chars at {options.tokens_per_second:g} tok/s "
-        f"({stream_seconds(options):.2f}s of streaming), STREAM_EDIT_INTERVAL={options.edit_interval:g}",
-    ]
+        f"({stream_seconds(options):.2f}s of streaming), STREAM_EDIT_INTERVAL={options.edit_interval:g}"
+    )
+    if options.redis_max_connections is not None:
+        setup += f", bot's REDIS_URL with ?max_connections={options.redis_max_connections}"
+    lines = [setup]
     for r in results:
         breakdown = ", ".join(f"{k}={v}" for k, v in sorted(r.redis_commands.items()))
         lines.append(
-            f"N={r.n}: failed acks {r.failed_acks}, first-text samples {len(r.first_text_ms)}, "
+            f"N={r.n}: failed acks {r.failed_acks}, replies ending in an error message {r.failed_replies}, "
+            f"unfinished at the deadline {r.unsettled}, first-text samples {len(r.first_text_ms)}, "
             f"aborted model streams {r.aborted_streams}, bot log lines {r.bot_log_lines}; "
             f"Redis: {breakdown or 'none'}"
         )
@@ -509,12 +552,12 @@ async def started_harness(options: Options) -> AsyncIterator[Harness]:
             text=answer, chunk_chars=CHARS_PER_TOKEN, delay=1.0 / options.tokens_per_second
         )
         port, log_path = free_port(), workdir / "bot.log"
-        env = bot_environment(slack, model, redis_server.url, options.edit_interval)
+        env = bot_environment(slack, model, bot_redis_url(redis_server, options), options.edit_interval)
         bot = await stack.enter_async_context(bot_process(env, port, log_path, workdir))
         bot_url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
             await wait_healthy(session, f"{bot_url}/healthz", bot, log_path)
-        yield Harness(options, slack, model, redis_server, bot, bot_url, log_path, answer, to_mrkdwn(answer))
+        yield Harness(options, slack, model, redis_server, bot, bot_url, log_path, to_mrkdwn(answer))
 
 
 async def run(options: Options) -> int:
@@ -546,6 +589,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)
         return 130
+    except RuntimeError as exc:  # redis-server or the bot did not start
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

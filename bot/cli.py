@@ -10,6 +10,7 @@ import asyncio
 import sys
 
 from bot.console import run_console
+from bot.local_files import LocalFileFetcher
 from bot.logs import configure_logging
 from bot.runtime import open_core
 from bot.settings import Settings, SettingsError, load_settings
@@ -57,4 +58,5 @@ async def _serve(settings: Settings, http_mode: bool, port: int) -> None:
 
 async def _console(settings: Settings) -> None:
     async with open_core(settings) as core:
-        await run_console(core.conversation, sys.stdin, sys.stdout)
+        files = LocalFileFetcher(max_bytes=settings.image_max_download_mb * 1_000_000)
+        await run_console(core.conversation, files, sys.stdin, sys.stdout)

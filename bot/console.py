@@ -1,7 +1,8 @@
 """``glmbot console``: talk to the model in a terminal through the same conversation service.
 
 Lines come from standard input (a terminal or a pipe); the answer streams to standard output.
-Commands: ``/reset`` forgets the conversation, ``/quit`` (or end of input) leaves.
+Commands: ``/image PATH [question]`` sends an image (through the same image pipeline as Slack uploads),
+``/reset`` forgets the conversation, ``/quit`` (or end of input) leaves.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from typing import TextIO
 
 from bot.conversation import ConversationService
 from bot.domain import IncomingMessage, ThreadKey
+from bot.local_files import LocalFileFetcher, local_attachment
 
 CONSOLE_THREAD = ThreadKey(team="console", channel="console", thread_ts="local")
 CONSOLE_USER = "console"
-HELP = "Type a question. Commands: /reset forgets the conversation, /quit leaves."
+HELP = (
+    "Type a question. Commands: /image PATH [question] sends an image, /reset forgets the conversation, "
+    "/quit leaves."
+)
 
 
 class ConsoleSink:
@@ -46,7 +51,9 @@ class ConsoleSink:
         self._out.flush()
 
 
-async def run_console(conversation: ConversationService, stdin: TextIO, out: TextIO) -> None:
+async def run_console(
+    conversation: ConversationService, files: LocalFileFetcher, stdin: TextIO, out: TextIO
+) -> None:
     """Read questions until ``/quit`` or end of input."""
     out.write(HELP + "\n")
     for turn in itertools.count(1):
@@ -60,9 +67,17 @@ async def run_console(conversation: ConversationService, stdin: TextIO, out: Tex
         if text == "/reset":
             await conversation.forget(CONSOLE_THREAD)
             out.write("(conversation forgotten)\n")
-        elif text.startswith("/"):
+        elif text.startswith("/") and not text.startswith("/image "):
             out.write(f"Unknown command {text.split()[0]}. {HELP}\n")
         elif text:
-            message_ts = f"{time.time():.6f}-{turn}"
-            message = IncomingMessage(CONSOLE_THREAD, message_ts, CONSOLE_USER, text)
-            await conversation.answer(message, ConsoleSink(out))
+            message = console_message(text, f"{time.time():.6f}-{turn}")
+            await conversation.answer(message, ConsoleSink(out), files)
+
+
+def console_message(line: str, message_ts: str) -> IncomingMessage:
+    """A console line as a message; ``/image PATH rest`` attaches PATH and asks ``rest``."""
+    if not line.startswith("/image "):
+        return IncomingMessage(CONSOLE_THREAD, message_ts, CONSOLE_USER, line)
+    _command, path, *question = line.split(maxsplit=2)
+    attachment = local_attachment(path)
+    return IncomingMessage(CONSOLE_THREAD, message_ts, CONSOLE_USER, " ".join(question), (attachment,))

@@ -18,10 +18,11 @@ from bot.dedupe import MessageClaims
 from bot.domain import ChatMessage, IncomingMessage, ModelRequest, StreamEnd, TextDelta, ThreadKey
 from bot.errors import GlmbotError, ModelStreamFailed, SlackUnavailable, StoreUnavailable, user_message
 from bot.history_store import HistoryStore
+from bot.image_pipeline import CollectedImages, ImagePipeline
 from bot.metrics import Metrics
 from bot.model_output import AnswerFilter
-from bot.ports import ModelStream, ReplySink
-from bot.prompt import build_prompt
+from bot.ports import AttachmentFetcher, ModelStream, ReplySink
+from bot.prompt import build_prompt, without_images
 
 log = structlog.get_logger(__name__)
 
@@ -51,12 +52,14 @@ class ConversationService:
     def __init__(
         self,
         history: HistoryStore,
+        images: ImagePipeline,
         claims: MessageClaims,
         model: ModelStream,
         config: ConversationConfig,
         metrics: Metrics,
     ) -> None:
         self._history = history
+        self._images = images
         self._claims = claims
         self._model = model
         self._config = config
@@ -77,8 +80,8 @@ class ConversationService:
             log.info("draining_replies", in_flight=len(self._in_flight))
             await asyncio.wait(set(self._in_flight), timeout=within_seconds)
 
-    async def answer(self, message: IncomingMessage, sink: ReplySink) -> None:
-        """Answer ``message`` once, streaming into ``sink``."""
+    async def answer(self, message: IncomingMessage, sink: ReplySink, files: AttachmentFetcher) -> None:
+        """Answer ``message`` once, streaming into ``sink``; ``files`` fetches its attachments."""
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
@@ -87,8 +90,8 @@ class ConversationService:
             if not await self._claims.claim(message.thread.team, message.thread.channel, message.message_ts):
                 log.info("duplicate_message_ignored")
                 return
-        except StoreUnavailable:
-            log.error("claim_failed_store_unavailable")
+        except StoreUnavailable as exc:
+            log.error("claim_failed_store_unavailable", detail=str(exc))
             await self._show_failure(sink, StoreUnavailable())
             return
         try:
@@ -97,34 +100,47 @@ class ConversationService:
             log.error("placeholder_failed")
             self._metrics.replies.labels("slack_failed").inc()
             return
-        await self._reply(message, sink)
+        await self._reply(message, sink, files)
 
-    async def _reply(self, message: IncomingMessage, sink: ReplySink) -> None:
+    async def _reply(self, message: IncomingMessage, sink: ReplySink, files: AttachmentFetcher) -> None:
         started = time.monotonic()
-        if not message.text.strip():
+        if not message.text.strip() and not message.attachments:
             await sink.finish(EMPTY_MESSAGE_REPLY)
             return
         try:
-            answer = await self._generate(message, sink, started)
+            collected = await self._images.collect(message.thread, message.attachments, files)
+            newest = newest_message(message.text, collected)
+            if newest is None:
+                # Nothing usable was sent (say, only a PDF): explain, and make no model call.
+                await sink.finish(problems_notice(collected.problems).strip())
+                return
+            answer = await self._generate(message.thread, newest, collected, sink, started)
         except GlmbotError as exc:
             log.warning("reply_failed", error=type(exc).__name__, detail=str(exc))
             self._metrics.replies.labels(type(exc).__name__).inc()
             await sink.fail(user_message(exc))
             return
         # Stored before the final edit, so a follow-up sent after seeing the answer always finds it.
-        await self._remember(message, answer.text)
-        await sink.finish(answer.text + _ending_notice(answer.end, self._config.max_output_tokens))
+        await self._remember(message.thread, newest, answer.text)
+        ending = _ending_notice(answer.end, self._config.max_output_tokens)
+        await sink.finish(answer.text + ending + problems_notice(collected.problems))
         self._metrics.replies.labels("ok").inc()
         self._metrics.reply_seconds.observe(time.monotonic() - started)
 
-    async def _generate(self, message: IncomingMessage, sink: ReplySink, started: float) -> Answer:
-        newest = ChatMessage("user", message.text)
-        history = await self._history.load(message.thread)
+    async def _generate(
+        self,
+        thread: ThreadKey,
+        newest: ChatMessage,
+        collected: CollectedImages,
+        sink: ReplySink,
+        started: float,
+    ) -> Answer:
+        history = await self._history.load(thread)
         budget = self._config.context_tokens - self._config.max_output_tokens
         prompt = build_prompt(self._config.system_prompt, history, newest, budget)
         if prompt.dropped_messages:
             log.info("history_trimmed", dropped=prompt.dropped_messages, kept=len(prompt.messages) - 2)
-        request = ModelRequest(messages=prompt.messages, max_tokens=self._config.max_output_tokens)
+        request = await self._request(thread, prompt.messages, collected)
         text, end = await self._stream(request, sink, started)
         if end.usage is not None:
             self._metrics.tokens.labels("prompt").inc(end.usage.prompt_tokens)
@@ -138,6 +154,19 @@ class ConversationService:
                 finish_reason=end.finish_reason,
             )
         return Answer(text=text, end=end)
+
+    async def _request(
+        self, thread: ThreadKey, messages: tuple[ChatMessage, ...], collected: CollectedImages
+    ) -> ModelRequest:
+        """The model request, with every image's data; earlier images whose cache expired become notes."""
+        earlier = [image.file_id for message in messages[:-1] for image in message.images]
+        cached = await self._images.cached(thread, earlier)
+        data = {
+            **{file_id: image.data_url for file_id, image in cached.items()},
+            **{image.ref.file_id: image.data_url for image in collected.images},
+        }
+        resolved = tuple(without_images(m, [i for i in m.images if i.file_id not in data]) for m in messages)
+        return ModelRequest(messages=resolved, max_tokens=self._config.max_output_tokens, images=data)
 
     async def _stream(self, request: ModelRequest, sink: ReplySink, started: float) -> tuple[str, StreamEnd]:
         visible = AnswerFilter()
@@ -158,14 +187,12 @@ class ConversationService:
             raise ModelStreamFailed("the model returned no answer text")
         return text, end
 
-    async def _remember(self, message: IncomingMessage, answer: str) -> None:
+    async def _remember(self, thread: ThreadKey, question: ChatMessage, answer: str) -> None:
         try:
-            await self._history.append(
-                message.thread, [ChatMessage("user", message.text), ChatMessage("assistant", answer)]
-            )
-        except StoreUnavailable:
+            await self._history.append(thread, [question, ChatMessage("assistant", answer)])
+        except StoreUnavailable as exc:
             # The user already has the answer; losing this turn's memory is the lesser harm.
-            log.error("history_append_failed")
+            log.error("history_append_failed", detail=str(exc))
 
     @staticmethod
     async def _show_failure(sink: ReplySink, error: GlmbotError) -> None:
@@ -174,6 +201,19 @@ class ConversationService:
             await sink.fail(user_message(error))
         except SlackUnavailable:
             log.error("failure_message_not_shown")
+
+
+def newest_message(text: str, collected: CollectedImages) -> ChatMessage | None:
+    """The user's turn as the model sees it, or None when nothing usable was sent."""
+    if not text.strip() and not collected.images:
+        return None
+    default = "Describe this image." if len(collected.images) == 1 else "Describe these images."
+    return ChatMessage("user", text.strip() or default, collected.refs)
+
+
+def problems_notice(problems: tuple[str, ...]) -> str:
+    """The lines naming files that were left out, to end the reply with."""
+    return "".join(f"\n\n:warning: {problem}" for problem in problems)
 
 
 def _ending_notice(end: StreamEnd, max_tokens: int) -> str:

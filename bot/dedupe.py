@@ -9,7 +9,7 @@ from __future__ import annotations
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from bot.errors import StoreUnavailable
+from bot.store import store_error
 
 # Slack retries for about five minutes; a day leaves room for slow redeliveries and clock skew.
 CLAIM_TTL_SECONDS = 24 * 3600
@@ -27,4 +27,4 @@ class MessageClaims:
         try:
             return bool(await self._client.set(key, "1", nx=True, ex=CLAIM_TTL_SECONDS))
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable("message claim failed") from exc
+            raise store_error("message claim", exc) from exc

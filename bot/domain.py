@@ -5,7 +5,8 @@ Slack's raw JSON never gets past ``handlers/``: it is parsed into these types at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 Role = Literal["system", "user", "assistant"]
@@ -25,6 +26,22 @@ class ThreadKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file attached to a message, as the platform describes it (nothing downloaded yet).
+
+    ``location`` is where the bytes are: a Slack file URL, or a local path in the console.
+    ``needs_lookup`` means the platform sent a partial object (Slack's ``file_access: check_file_info``).
+    """
+
+    file_id: str
+    name: str
+    mimetype: str
+    size: int | None
+    location: str
+    needs_lookup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """A user's message that the bot should answer."""
 
@@ -32,6 +49,20 @@ class IncomingMessage:
     message_ts: str
     user_id: str
     text: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """A prepared (downscaled) image as history remembers it; the bytes live in the image cache."""
+
+    file_id: str
+    name: str
+    mime: str
+    width: int
+    height: int
+    tokens: int
+    size_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +71,7 @@ class ChatMessage:
 
     role: Role
     text: str
+    images: tuple[ImageRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +84,14 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class ModelRequest:
-    """Everything the model client needs for one streamed completion."""
+    """Everything the model client needs for one streamed completion.
+
+    ``images`` maps the file id of every image in ``messages`` to its ``data:`` URL.
+    """
 
     messages: tuple[ChatMessage, ...]
     max_tokens: int
+    images: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@
     │   ├── ModelRejected         4xx other than 429: bad key, bad request, no credit, content refused
     │   └── ModelStreamFailed     the stream broke, reported an error, or ended without finishing
     ├── PromptTooLong             the newest message alone does not fit the context window
+    ├── ImageRejected             one attached file cannot be used (its ``reason`` is shown to the user)
     ├── StoreUnavailable          Redis (or the embedded store) did not answer
     └── SlackUnavailable          the Slack Web API failed, so the user cannot be told anything
 
@@ -49,6 +50,14 @@ class PromptTooLong(GlmbotError):
         super().__init__(f"message needs ~{needed_tokens} tokens, budget is {budget_tokens}")
         self.needed_tokens = needed_tokens
         self.budget_tokens = budget_tokens
+
+
+class ImageRejected(GlmbotError):
+    """An attached file cannot be used as an image; ``reason`` completes "I couldn't use NAME: ..."."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class StoreUnavailable(GlmbotError):

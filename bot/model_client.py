@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +22,7 @@ import httpx
 import structlog
 from httpx_sse import EventSource, SSEError, aconnect_sse
 
-from bot.domain import ModelEvent, ModelRequest, ReasoningDelta, StreamEnd, TextDelta, Usage
+from bot.domain import ChatMessage, ModelEvent, ModelRequest, ReasoningDelta, StreamEnd, TextDelta, Usage
 from bot.errors import ModelRejected, ModelStreamFailed, ModelUnavailable
 
 log = structlog.get_logger(__name__)
@@ -140,7 +140,7 @@ class ModelClient:
     def _request_body(self, request: ModelRequest) -> dict[str, object]:
         body: dict[str, object] = {
             "model": self._config.model,
-            "messages": [{"role": message.role, "content": message.text} for message in request.messages],
+            "messages": [_wire_message(message, request.images) for message in request.messages],
             "max_tokens": request.max_tokens,
             "stream": True,
             # Required for usage on vLLM, harmless (or ignored) elsewhere.
@@ -199,6 +199,17 @@ class ModelClient:
         """Servers sometimes echo the request; make sure the key never lands in a message."""
         key = self._config.api_key
         return text.replace(key, "***") if key else text
+
+
+def _wire_message(message: ChatMessage, images: Mapping[str, str]) -> dict[str, object]:
+    """One message in the OpenAI format: a plain string, or image parts followed by the text part."""
+    if not message.images:
+        return {"role": message.role, "content": message.text}
+    parts: list[dict[str, object]] = [
+        {"type": "image_url", "image_url": {"url": images[image.file_id]}} for image in message.images
+    ]
+    parts.append({"type": "text", "text": message.text})
+    return {"role": message.role, "content": parts}
 
 
 async def _read_events(source: EventSource, state: _StreamState) -> AsyncGenerator[ModelEvent, None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from bot.domain import ModelEvent, ModelRequest
+from bot.domain import Attachment, ModelEvent, ModelRequest
 
 
 class ReplySink(Protocol):
@@ -29,4 +29,12 @@ class ModelStream(Protocol):
 
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """The answer's events, ending with one StreamEnd; raises ModelError subclasses."""
+        ...
+
+
+class AttachmentFetcher(Protocol):
+    """Gets the bytes of an attached file (from Slack, or from disk in the console)."""
+
+    async def fetch(self, attachment: Attachment) -> bytes:
+        """The file's bytes; raises ImageRejected with a reason the user can act on."""
         ...

@@ -1,17 +1,19 @@
 """Build the model prompt for one turn: system prompt, as much history as fits, the newest message.
 
-History is dropped oldest-first. The system prompt and the newest message always stay; when they alone do
-not fit, the turn is refused with PromptTooLong rather than silently cut.
+History is dropped oldest-first. The system prompt and the newest message (with its images) always stay;
+when they alone do not fit, the turn is refused with PromptTooLong rather than silently cut.
+Earlier images are re-sent newest-first while the budget allows; the others are replaced by a short
+text note, so the model still knows they were there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from bot.domain import ChatMessage
+from bot.domain import ChatMessage, ImageRef
 from bot.errors import PromptTooLong
-from bot.tokens import REQUEST_OVERHEAD_TOKENS, estimate_message_tokens
+from bot.tokens import REQUEST_OVERHEAD_TOKENS, estimate_message_tokens, estimate_text_tokens
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are glmbot, a helpful assistant in a team's Slack workspace, powered by the glm-4.5v "
@@ -29,6 +31,22 @@ class Prompt:
     dropped_messages: int
 
 
+def image_note(image: ImageRef) -> str:
+    """The text that stands in for an earlier image that is not re-sent."""
+    return f"[image {image.name}, shown earlier]"
+
+
+def without_images(message: ChatMessage, images: Sequence[ImageRef] | None = None) -> ChatMessage:
+    """``message`` with ``images`` (default: all of them) replaced by text notes."""
+    dropped = message.images if images is None else tuple(images)
+    if not dropped:
+        return message
+    notes = "\n".join(image_note(image) for image in dropped)
+    text = f"{message.text}\n{notes}" if message.text else notes
+    kept = tuple(image for image in message.images if image not in dropped)
+    return replace(message, text=text, images=kept)
+
+
 def build_prompt(
     system: str, history: Sequence[ChatMessage], newest: ChatMessage, budget_tokens: int
 ) -> Prompt:
@@ -39,11 +57,13 @@ def build_prompt(
     )
     if fixed > budget_tokens:
         raise PromptTooLong(needed_tokens=fixed, budget_tokens=budget_tokens)
-    kept = _newest_that_fit(history, budget_tokens - fixed)
+    noted = [without_images(message) for message in history]
+    kept = _newest_that_fit(noted, budget_tokens - fixed)
     used = fixed + sum(estimate_message_tokens(m) for m in kept)
+    restored, spare = _restore_images(history[len(history) - len(kept) :], kept, budget_tokens - used)
     return Prompt(
-        messages=(system_message, *kept, newest),
-        estimated_tokens=used,
+        messages=(system_message, *restored, newest),
+        estimated_tokens=budget_tokens - spare,
         dropped_messages=len(history) - len(kept),
     )
 
@@ -61,3 +81,21 @@ def _newest_that_fit(history: Sequence[ChatMessage], budget: int) -> list[ChatMe
     while start < len(history) and history[start].role == "assistant":
         start += 1
     return list(history[start:])
+
+
+def _restore_images(
+    originals: Sequence[ChatMessage], noted: Sequence[ChatMessage], spare: int
+) -> tuple[list[ChatMessage], int]:
+    """Put earlier images back, newest first, while ``spare`` tokens allow; returns what is left over."""
+    restored = list(noted)
+    for index in range(len(originals) - 1, -1, -1):
+        images = originals[index].images
+        fitting: list[ImageRef] = []
+        for image in reversed(images):
+            extra = image.tokens - estimate_text_tokens(image_note(image) + "\n")
+            if extra <= spare:
+                fitting.append(image)
+                spare -= extra
+        if fitting:
+            restored[index] = without_images(originals[index], [i for i in images if i not in fitting])
+    return restored, spare

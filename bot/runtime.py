@@ -16,6 +16,8 @@ import redis.asyncio as redis
 from bot.conversation import ConversationConfig, ConversationService
 from bot.dedupe import MessageClaims
 from bot.history_store import HistoryStore
+from bot.image_cache import ImageCache
+from bot.image_pipeline import ImagePipeline
 from bot.metrics import Metrics
 from bot.model_client import ModelClient, ModelConfig, thinking_style_for
 from bot.prompt import DEFAULT_SYSTEM_PROMPT
@@ -30,6 +32,7 @@ class Core:
     """The platform-free services, ready to use."""
 
     store: redis.Redis
+    http: httpx.AsyncClient
     conversation: ConversationService
     metrics: Metrics
 
@@ -57,8 +60,14 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout, limits=limits))
         metrics = Metrics()
+        images = ImagePipeline(
+            ImageCache(store, ttl_seconds=settings.image_cache_ttl_hours * 3600),
+            max_side=settings.image_max_side,
+            max_per_message=settings.image_max_per_message,
+        )
         conversation = ConversationService(
             history=HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS),
+            images=images,
             claims=MessageClaims(store),
             model=ModelClient(http, model_config(settings)),
             config=ConversationConfig(
@@ -68,4 +77,4 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             ),
             metrics=metrics,
         )
-        yield Core(store=store, conversation=conversation, metrics=metrics)
+        yield Core(store=store, http=http, conversation=conversation, metrics=metrics)

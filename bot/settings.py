@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     history_ttl_days: int = Field(default=30, ge=1)
 
+    image_max_download_mb: int = Field(default=20, ge=1, le=200)
+    image_max_side: int = Field(default=1280, ge=28, le=4096)
+    image_max_per_message: int = Field(default=4, ge=1, le=20)
+    image_cache_ttl_hours: int = Field(default=168, ge=1)
+
     quota_default_usd: Decimal = Field(default=Decimal("1.00"), ge=0)
     quota_period: Literal["day", "week", "month"] = "month"
     admin_user_ids: CommaList = Field(default_factory=list)
@@ -96,6 +101,11 @@ class Settings(BaseSettings):
             return frozenset(host.lower() for host in self.slack_file_hosts)
         api_host = urlsplit(self.slack_api_url).hostname or ""
         return frozenset({"files.slack.com", api_host.lower()})
+
+    @property
+    def plain_http_file_hosts(self) -> frozenset[str]:
+        """Hosts that may be fetched over plain http: only those listed explicitly (for tests)."""
+        return frozenset(host.lower() for host in self.slack_file_hosts)
 
     def require(self, *names: str) -> None:
         """Stop with a clear error when a setting a command needs is unset."""

@@ -12,9 +12,15 @@ from fakeredis import FakeServer
 from fakeredis.aioredis import FakeRedis
 from redis.exceptions import RedisError
 
+from bot.errors import StoreUnavailable
+
 log = structlog.get_logger(__name__)
 # Bounded waits: a store that hangs must turn into a clear "temporarily unavailable", not a stuck reply.
 SOCKET_TIMEOUT_SECONDS = 5.0
+# Each command takes well under a millisecond, so a small pool serves hundreds of concurrent replies.
+# It blocks (up to the socket timeout) when all connections are busy: redis-py's default pool instead
+# fails at once past 100 connections, which turned a burst of 200 mentions into "unavailable" replies.
+MAX_CONNECTIONS = 50
 
 
 def open_store(redis_url: str | None) -> redis.Redis:
@@ -27,13 +33,21 @@ def open_store(redis_url: str | None) -> redis.Redis:
         )
         client: redis.Redis = FakeRedis(server=FakeServer(), decode_responses=True)
         return client
-    return redis.Redis.from_url(
+    pool = redis.BlockingConnectionPool.from_url(
         redis_url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=SOCKET_TIMEOUT_SECONDS,
         decode_responses=True,
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
         health_check_interval=30,
     )
+    return redis.Redis.from_pool(pool)
+
+
+def store_error(action: str, exc: Exception) -> StoreUnavailable:
+    """A StoreUnavailable that keeps the cause readable in the logs (e.g. "history load: TimeoutError")."""
+    return StoreUnavailable(f"{action}: {type(exc).__name__}: {exc}")
 
 
 async def store_answers(client: redis.Redis) -> bool:

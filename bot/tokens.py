@@ -29,8 +29,9 @@ def estimate_text_tokens(text: str) -> int:
 
 
 def estimate_message_tokens(message: ChatMessage) -> int:
-    """Tokens one chat message takes, template overhead included."""
-    return MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(message.text)
+    """Tokens one chat message takes: template overhead, text, and each image's exact token count."""
+    images = sum(image.tokens for image in message.images)
+    return MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(message.text) + images
 
 
 def estimate_prompt_tokens(messages: Iterable[ChatMessage]) -> int:

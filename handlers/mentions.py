@@ -25,4 +25,4 @@ async def on_app_mention(
     message = incoming_message(event, context.team_id or "", context.bot_user_id or "")
     bind_event(message, body)
     sink = services.streamer(client, message.thread.channel, message.thread.thread_ts)
-    await services.conversation.answer(message, sink)
+    await services.conversation.answer(message, sink, services.files)

@@ -35,4 +35,4 @@ async def on_message(
     message = incoming_message(event, team_id, bot_user_id)
     bind_event(message, body)
     sink = services.streamer(client, message.thread.channel, message.thread.thread_ts)
-    await services.conversation.answer(message, sink)
+    await services.conversation.answer(message, sink, services.files)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.domain import IncomingMessage, ThreadKey
+from bot.domain import Attachment, IncomingMessage, ThreadKey
 
 # Message subtypes that carry a person's new words; edits, deletions, joins and bot posts do not.
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
@@ -37,7 +37,27 @@ def incoming_message(event: dict[str, Any], team_id: str, bot_user_id: str) -> I
         message_ts=ts,
         user_id=str(event.get("user", "")),
         text=strip_mention(str(event.get("text") or ""), bot_user_id),
+        attachments=attachments(event),
     )
+
+
+def attachments(event: dict[str, Any]) -> tuple[Attachment, ...]:
+    """The files of a message; deleted ("tombstone") and external files are left out."""
+    found = []
+    for file in event.get("files") or ():
+        if not isinstance(file, dict) or not file.get("id") or file.get("mode") in ("tombstone", "external"):
+            continue
+        found.append(
+            Attachment(
+                file_id=str(file["id"]),
+                name=str(file.get("name") or file.get("title") or file["id"]),
+                mimetype=str(file.get("mimetype") or ""),
+                size=file["size"] if isinstance(file.get("size"), int) else None,
+                location=str(file.get("url_private_download") or file.get("url_private") or ""),
+                needs_lookup=file.get("file_access") == "check_file_info",
+            )
+        )
+    return tuple(found)
 
 
 def thread_of(event: dict[str, Any], team_id: str) -> ThreadKey | None:

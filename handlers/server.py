@@ -27,6 +27,7 @@ from bot.settings import Settings
 from bot.store import store_answers
 from handlers import register
 from handlers.services import Services
+from handlers.slack_files import SlackFileFetcher
 
 log = structlog.get_logger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -51,8 +52,19 @@ def build_bolt_app(settings: Settings, core: Core, socket_mode: bool) -> AsyncAp
         process_before_response=False,
         logger=logging.getLogger("slack_bolt"),
     )
+    files = SlackFileFetcher(
+        http=core.http,
+        slack=client,
+        bot_token=token or "",
+        token_hosts=settings.file_hosts,
+        plain_http_hosts=settings.plain_http_file_hosts,
+        max_bytes=settings.image_max_download_mb * 1_000_000,
+    )
     services = Services(
-        conversation=core.conversation, metrics=core.metrics, edit_interval=settings.stream_edit_interval
+        conversation=core.conversation,
+        files=files,
+        metrics=core.metrics,
+        edit_interval=settings.stream_edit_interval,
     )
     register(app, services)
     return app

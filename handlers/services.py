@@ -10,6 +10,7 @@ from bot.conversation import ConversationService
 from bot.edit_pacing import EditPacer
 from bot.metrics import Metrics
 from handlers.reply_streamer import SlackReplyStreamer
+from handlers.slack_files import SlackFileFetcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,7 @@ class Services:
     """The core services plus Slack-side settings."""
 
     conversation: ConversationService
+    files: SlackFileFetcher
     metrics: Metrics
     edit_interval: float
 

@@ -25,6 +25,7 @@ __all__ = [
     "TEAM_ID",
     "FakeMessage",
     "FakeSlack",
+    "FileScript",
     "ResponseUrlPost",
     "SlackCall",
     "poll_until",
@@ -87,6 +88,16 @@ class ResponseUrlPost:
 
 
 @dataclass
+class FileScript:
+    """How the fake answers downloads of one ``/files-pri/`` path (see ``FakeSlack.script_file``)."""
+
+    redirect_to: str | None = None
+    redirect_status: int = 302
+    delay: float = 0.0
+    chunked: bool = False
+
+
+@dataclass
 class _Fault:
     status: int = 200
     retry_after: int | None = None
@@ -122,6 +133,8 @@ class FakeSlack:
         self.file_bytes: dict[str, bytes] = {}
         self.file_content_types: dict[str, str] = {}
         self.download_auth_headers: list[str | None] = []
+        self.download_paths: list[str] = []
+        self.file_scripts: dict[str, FileScript] = {}
         self.response_posts: list[ResponseUrlPost] = []
         self._faults: dict[str, deque[_Fault]] = {}
         self._ts_counter = 0
@@ -236,6 +249,26 @@ class FakeSlack:
         self.files[file_id] = obj
         return obj
 
+    def script_file(
+        self,
+        path: str,
+        *,
+        redirect_to: str | None = None,
+        redirect_status: int = 302,
+        delay: float = 0.0,
+        chunked: bool = False,
+    ) -> str:
+        """Script downloads of ``path`` (relative to ``/files-pri/``); returns its URL.
+
+        ``redirect_to``: answer ``redirect_status`` with that ``Location`` (whatever the token).
+        ``delay``: wait that many seconds before answering. ``chunked``: send the bytes in chunks without
+        ``Content-Length``, so the declared size can differ from what is sent.
+        """
+        self.file_scripts[path] = FileScript(
+            redirect_to=redirect_to, redirect_status=redirect_status, delay=delay, chunked=chunked
+        )
+        return self.file_url(path)
+
     def fail_next(self, method: str, status: int = 429, retry_after: int = 1, times: int = 1) -> None:
         """Next ``times`` calls to ``method`` answer HTTP ``status`` (429: ``ratelimited`` + Retry-After)."""
         error = "ratelimited" if status == 429 else "fatal_error"
@@ -331,9 +364,15 @@ class FakeSlack:
             return _json({"ok": True})
         return _json(handler(self, params))
 
-    async def _handle_file(self, request: web.Request) -> web.Response:
+    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
         self.download_auth_headers.append(request.headers.get("Authorization"))
+        self.download_paths.append(request.path_qs)
+        script = self.file_scripts.get(path, FileScript())
+        if script.delay:
+            await asyncio.sleep(script.delay)
+        if script.redirect_to is not None:
+            return web.Response(status=script.redirect_status, headers={"Location": script.redirect_to})
         if not self._authorized(request):
             # Real Slack answers an unauthenticated file download with its HTML sign-in page.
             return web.Response(status=200, text=_LOGIN_PAGE, content_type="text/html")
@@ -341,7 +380,18 @@ class FakeSlack:
         if data is None:
             return web.Response(status=404, text="not found", content_type="text/plain")
         content_type = self.file_content_types.get(path, "application/octet-stream")
-        return web.Response(status=200, body=data, headers={"Content-Type": content_type})
+        if not script.chunked:
+            return web.Response(status=200, body=data, headers={"Content-Type": content_type})
+        response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            for start in range(0, len(data), 64 * 1024):
+                await response.write(data[start : start + 64 * 1024])
+            await response.write_eof()
+        except (ConnectionResetError, RuntimeError):
+            pass  # the client hung up mid-body (e.g. it stopped at its size limit)
+        return response
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]

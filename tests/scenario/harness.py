@@ -64,6 +64,7 @@ def bot_environment(
         "GLM_BASE_URL": model.base_url,
         "REDIS_URL": redis_url,
         "STREAM_EDIT_INTERVAL": "0.2",
+        "SLACK_FILE_HOSTS": "127.0.0.1",
         "LOG_FORMAT": "json",
         **extra,
     }
@@ -86,7 +87,7 @@ async def running_bot() -> AsyncIterator[BotUnderTest]:
 
 
 def mention(
-    text: str, channel: str = "C0TEST", thread_ts: str | None = None, user: str = "U0HUMAN1"
+    text: str, channel: str = "C0TEST", thread_ts: str | None = None, user: str = "U0HUMAN1", **extra: Any
 ) -> dict[str, Any]:
     """An ``app_mention`` event from a person."""
     event: dict[str, Any] = {
@@ -96,6 +97,7 @@ def mention(
         "ts": next_ts(),
         "channel": channel,
         "event_ts": "0",
+        **extra,
     }
     if thread_ts:
         event["thread_ts"] = thread_ts
