@@ -58,5 +58,5 @@ async def _serve(settings: Settings, http_mode: bool, port: int) -> None:
 
 async def _console(settings: Settings) -> None:
     async with open_core(settings) as core:
-        files = LocalFileFetcher(max_bytes=settings.image_max_download_mb * 1_000_000)
+        files = LocalFileFetcher(max_bytes=settings.image_max_download_bytes)
         await run_console(core.conversation, files, sys.stdin, sys.stdout)

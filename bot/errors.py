@@ -9,6 +9,7 @@
     │   └── ModelStreamFailed     the stream broke, reported an error, or ended without finishing
     ├── PromptTooLong             the newest message alone does not fit the context window
     ├── ImageRejected             one attached file cannot be used (its ``reason`` is shown to the user)
+    ├── QuotaExceeded             the user cannot afford even a minimal reply this period
     ├── StoreUnavailable          Redis (or the embedded store) did not answer
     └── SlackUnavailable          the Slack Web API failed, so the user cannot be told anything
 
@@ -17,6 +18,8 @@ Third-party exceptions are translated into these at the edge that meets them (``
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class GlmbotError(Exception):
@@ -58,6 +61,16 @@ class ImageRejected(GlmbotError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class QuotaExceeded(GlmbotError):
+    """The user's remaining budget does not cover a minimal reply. Amounts are in picodollars."""
+
+    def __init__(self, limit_pico: int, spent_pico: int, resets_at: datetime) -> None:
+        super().__init__(f"quota exceeded: spent {spent_pico} of {limit_pico} pico-USD")
+        self.limit_pico = limit_pico
+        self.spent_pico = spent_pico
+        self.resets_at = resets_at
 
 
 class StoreUnavailable(GlmbotError):

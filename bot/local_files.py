@@ -37,5 +37,5 @@ class LocalFileFetcher:
         if not path.is_file():
             raise ImageRejected("there is no such file")
         if path.stat().st_size > self._max_bytes:
-            raise ImageRejected(f"it is too large (the limit is {self._max_bytes // 1_000_000} MB)")
+            raise ImageRejected(f"it is too large (the limit is {self._max_bytes / 2**20:g} MB)")
         return path.read_bytes()

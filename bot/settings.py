@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         return frozenset({"files.slack.com", api_host.lower()})
 
     @property
+    def image_max_download_bytes(self) -> int:
+        """IMAGE_MAX_DOWNLOAD_MB in bytes (MB meaning MiB, as file sizes are shown)."""
+        return self.image_max_download_mb * 1024 * 1024
+
+    @property
     def plain_http_file_hosts(self) -> frozenset[str]:
         """Hosts that may be fetched over plain http: only those listed explicitly (for tests)."""
         return frozenset(host.lower() for host in self.slack_file_hosts)

@@ -58,7 +58,7 @@ def build_bolt_app(settings: Settings, core: Core, socket_mode: bool) -> AsyncAp
         bot_token=token or "",
         token_hosts=settings.file_hosts,
         plain_http_hosts=settings.plain_http_file_hosts,
-        max_bytes=settings.image_max_download_mb * 1_000_000,
+        max_bytes=settings.image_max_download_bytes,
     )
     services = Services(
         conversation=core.conversation,

@@ -9,9 +9,11 @@ header; the server answers with fixed bytes, or with a redirect when ``redirect_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
+from typing import Self
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
 
 FOREIGN_ADDRESS = "127.0.0.2"
 FALLBACK_HOST = "localhost"
@@ -27,54 +29,32 @@ class ForeignRequest:
     authorization: str | None
 
 
-class ForeignHost:
+class ForeignHost(LoopbackServer):
     """``async with ForeignHost() as foreign``; ``foreign.url("x.png")`` is an address on it."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[ForeignRequest] = []
         self.redirect_to: str | None = None
         self.host = FOREIGN_ADDRESS
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
 
-    async def start(self) -> ForeignHost:
+    def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/{path:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
+        return app
+
+    async def start(self, host: str = FOREIGN_ADDRESS) -> Self:
+        """Listen on ``host``; where it cannot be bound, on 127.0.0.1 addressed as ``localhost``."""
         try:
-            site = web.TCPSite(runner, FOREIGN_ADDRESS, 0)
-            await site.start()
-            self.host = FOREIGN_ADDRESS
+            return await super().start(host)
         except OSError:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
+            await super().start("127.0.0.1")
             self.host = FALLBACK_HOST
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> ForeignHost:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+            return self
 
     @property
     def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("ForeignHost is not started")
-        return f"http://{self.host}:{self._port}"
+        return self.origin
 
     def url(self, path: str = "file.png") -> str:
         return f"{self.base_url}/{path.lstrip('/')}"

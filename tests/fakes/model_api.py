@@ -11,15 +11,14 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
 from tests.fakes.constants import MODEL_API_KEY
-from tests.fakes.slack_api import poll_until
+from tests.fakes.loopback import LoopbackServer
 
 __all__ = ["DEFAULT_TEXT", "FakeModel", "ModelCall", "Reply"]
 
@@ -65,10 +64,11 @@ class _ClosingError(Exception):
     """Raised inside a handler when the fake is being stopped."""
 
 
-class FakeModel:
+class FakeModel(LoopbackServer):
     """Fake OpenAI-compatible model server. ``async with FakeModel(api_key=...) as fake``."""
 
     def __init__(self, api_key: str = MODEL_API_KEY, model: str = "glm-4.5v") -> None:
+        super().__init__()
         self.api_key = api_key
         self.model = model
         self.default_reply: Reply = Reply()
@@ -76,53 +76,29 @@ class FakeModel:
         self.aborted_streams = 0
         self._replies: deque[Reply] = deque()
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._closing: asyncio.Event | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> FakeModel:
-        self._closing = asyncio.Event()
+    def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("POST", "/v1/chat/completions", self._handle_completions)
         app.router.add_route("GET", "/v1/models", self._handle_models)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        return self
+        return app
+
+    async def start(self, host: str = "127.0.0.1") -> Self:
+        self._closing = asyncio.Event()
+        return await super().start(host)
 
     async def stop(self) -> None:
         if self._closing is not None:
             self._closing.set()
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeModel:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeModel is not started")
-        return self._port
+        await super().stop()
 
     @property
     def base_url(self) -> str:
         """Value for the bot's ``GLM_BASE_URL``: ``http://127.0.0.1:PORT/v1``."""
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.origin}/v1"
 
     # ------------------------------------------------------------------ test helpers
 
@@ -133,15 +109,6 @@ class FakeModel:
     @property
     def pending_replies(self) -> int:
         return len(self._replies)
-
-    async def wait_for(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for polling, part of the harness API
-        what: str | None = None,
-    ) -> None:
-        """Poll ``predicate`` every 10 ms; AssertionError (with the recorded requests) after ``timeout`` s."""
-        await poll_until(predicate, timeout, self._describe, what)
 
     def _describe(self) -> str:
         lines = [f"\nFakeModel saw {len(self.requests)} request(s), {len(self._replies)} scripted left:"]

@@ -11,12 +11,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, ClassVar
 
 from aiohttp import web
 
 from tests.fakes.constants import APP_ID, BOT_ID, BOT_TOKEN, BOT_USER_ID, TEAM_ID
+from tests.fakes.loopback import LoopbackServer, poll_until
 
 __all__ = [
     "APP_ID",
@@ -30,27 +30,6 @@ __all__ = [
     "SlackCall",
     "poll_until",
 ]
-
-POLL_INTERVAL = 0.01
-
-
-async def poll_until(
-    predicate: Callable[[], bool],
-    timeout: float,  # noqa: ASYNC109 - a deadline for polling, not an I/O timeout
-    describe: Callable[[], str] | None = None,
-    what: str | None = None,
-) -> None:
-    """Poll ``predicate`` every 10 ms until it is true; raise AssertionError after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        if predicate():
-            return
-        if loop.time() >= deadline:
-            label = what or getattr(predicate, "__name__", repr(predicate))
-            detail = describe() if describe is not None else ""
-            raise AssertionError(f"condition {label!r} still false after {timeout:.2f}s{detail}")
-        await asyncio.sleep(POLL_INTERVAL)
 
 
 @dataclass(frozen=True)
@@ -117,13 +96,14 @@ _LOGIN_PAGE = (
 )
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """Fake Slack Web API + private file host, reachable over real HTTP.
 
     Use ``async with FakeSlack(bot_token=...) as fake`` or ``await fake.start()`` / ``await fake.stop()``.
     """
 
     def __init__(self, bot_token: str = BOT_TOKEN) -> None:
+        super().__init__()
         self.bot_token = bot_token
         self.calls: list[SlackCall] = []
         self.messages: dict[str, FakeMessage] = {}
@@ -138,53 +118,23 @@ class FakeSlack:
         self.response_posts: list[ResponseUrlPost] = []
         self._faults: dict[str, deque[_Fault]] = {}
         self._ts_counter = 0
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> FakeSlack:
+    def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("POST", "/api/{method}", self._handle_api)
         app.router.add_route("GET", "/api/{method}", self._handle_api)
         app.router.add_route("GET", "/files-pri/{path:.*}", self._handle_file)
         app.router.add_route("POST", "/response-url/{key}", self._handle_response_url)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeSlack:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return app
 
     # ------------------------------------------------------------------ addresses
 
     @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeSlack is not started")
-        return self._port
-
-    @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}"
+        return self.origin
 
     @property
     def api_url(self) -> str:
@@ -279,15 +229,6 @@ class FakeSlack:
     def error_next(self, method: str, error: str = "msg_too_long", times: int = 1) -> None:
         """Make the next ``times`` calls to ``method`` answer 200 ``{"ok": false, "error": error}``."""
         self._faults.setdefault(method, deque()).append(_Fault(status=200, error=error, times=times))
-
-    async def wait_for(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for polling, part of the harness API
-        what: str | None = None,
-    ) -> None:
-        """Poll ``predicate`` every 10 ms; AssertionError (with the recorded calls) after ``timeout`` s."""
-        await poll_until(predicate, timeout, self._describe, what)
 
     def _describe(self) -> str:
         lines = [f"\nFakeSlack saw {len(self.calls)} call(s):"]

@@ -10,6 +10,7 @@ import socket
 import sys
 
 import httpx
+from PIL import Image
 
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, Reply
@@ -143,3 +144,17 @@ async def _wait_healthy(http: httpx.AsyncClient, url: str) -> None:
             pass
         await asyncio.sleep(0.05)
     raise AssertionError(f"{url} never became healthy")
+
+
+async def test_console_image_goes_through_the_image_pipeline(fake_model: FakeModel) -> None:
+    """`/image PATH question` sends a downscaled image part; a missing file is named, no model call."""
+    Image.new("RGB", (2000, 1000), (200, 30, 30)).save("red.png")
+    env = {**os.environ, "GLM_API_KEY": MODEL_API_KEY, "GLM_BASE_URL": fake_model.base_url}
+    code, out, err = await _run(["console"], env, stdin=b"/image red.png what colour?\n/image nope.png\n")
+    assert code == 0, err
+    assert "I couldn't use nope.png: there is no such file." in out
+    [request] = fake_model.requests
+    parts = request.messages[-1]["content"]
+    assert [part["type"] for part in parts] == ["image_url", "text"]
+    assert parts[1]["text"] == "what colour?"
+    assert parts[0]["image_url"]["url"].startswith("data:image/")

@@ -188,3 +188,17 @@ async def test_too_large_and_too_many(
     assert "I couldn't use huge.png: it is too large" in text
     assert "skipped: s1.png, s2.png" in text
     assert len(image_parts(fake_model.requests[0].messages)) == 1
+
+
+async def test_partial_file_object_is_looked_up(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
+    """A file sent as a partial object (file_access: check_file_info) is completed with files.info."""
+    fake_slack.add_file("F20", png(500, 500), name="partial.png")
+    partial = {"id": "F20", "file_access": "check_file_info"}
+    await bot.send_event(
+        message("what is it?", channel="D0DM", channel_type="im", subtype="file_share", files=[partial])
+    )
+    await fake_slack.wait_for(lambda: len(finished(fake_slack)) == 1)
+    assert [c.body.get("file") for c in fake_slack.calls_to("files.info")] == ["F20"]
+    assert len(image_parts(fake_model.requests[0].messages)) == 1
