@@ -10,10 +10,27 @@ import asyncio
 import sys
 
 from bot.console import run_console
+from bot.errors import StoreUnavailable, user_message
 from bot.local_files import LocalFileFetcher
 from bot.logs import configure_logging
-from bot.runtime import open_core
+from bot.quota_admin import QuotaAdmin
+from bot.quota_commands import (
+    QuotaCommand,
+    Reset,
+    SetDefault,
+    SetLimit,
+    Show,
+    Top,
+    UsageError,
+    parse_amount,
+    parse_user,
+)
+from bot.runtime import open_core, quota_ledger
 from bot.settings import Settings, SettingsError, load_settings
+from bot.store import open_store
+
+QUOTA_USAGE = "usage: glmbot quota {show USER_ID | set USER_ID USD | default USD | reset USER_ID | top}"
+SHELL_CALLER = "shell"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="HTTP mode even if SLACK_APP_TOKEN is set")
     serve.add_argument("--port", type=int, help="HTTP port (default: PORT, else 3000)")
     commands.add_parser("console", help="chat with the model in this terminal")
+    quota = commands.add_parser(
+        "quota", help="view and change spend quotas (needs REDIS_URL)", usage=QUOTA_USAGE
+    )
+    actions = quota.add_subparsers(dest="action", required=True)
+    actions.add_parser("show", help="a user's spend and limit").add_argument("user")
+    limit = actions.add_parser("set", help="set a user's limit in USD")
+    limit.add_argument("user")
+    limit.add_argument("usd")
+    actions.add_parser("default", help="set the workspace default limit in USD").add_argument("usd")
+    actions.add_parser("reset", help="zero a user's spend for this period").add_argument("user")
+    actions.add_parser("top", help="this period's top spenders")
     return parser
 
 
@@ -31,22 +59,47 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        if args.command == "serve":
-            http_mode = args.http or settings.slack_app_token is None
-            settings.require(
-                "SLACK_BOT_TOKEN", "GLM_API_KEY", *(["SLACK_SIGNING_SECRET"] if http_mode else [])
-            )
-        else:
-            settings.require("GLM_API_KEY")
+        _require(settings, args)
+        command = _quota_command(args) if args.command == "quota" else None
     except SettingsError as exc:
         print(f"glmbot: {exc}", file=sys.stderr)
         return 2
+    except UsageError as exc:
+        print(f"glmbot: {exc.reason}\n{QUOTA_USAGE}" if exc.reason else QUOTA_USAGE, file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    if command is not None:
+        return asyncio.run(_quota(settings, command))
     if args.command == "serve":
+        http_mode = args.http or settings.slack_app_token is None
         asyncio.run(_serve(settings, http_mode, args.port or settings.port))
     else:
         asyncio.run(_console(settings))
     return 0
+
+
+def _require(settings: Settings, args: argparse.Namespace) -> None:
+    """Stop early, naming the variable, when the command's settings are missing."""
+    if args.command == "serve":
+        http_mode = args.http or settings.slack_app_token is None
+        settings.require("SLACK_BOT_TOKEN", "GLM_API_KEY", *(["SLACK_SIGNING_SECRET"] if http_mode else []))
+    elif args.command == "console":
+        settings.require("GLM_API_KEY")
+    else:
+        # The embedded store lives inside one bot process: a shell command would see an empty one.
+        settings.require("REDIS_URL")
+
+
+def _quota_command(args: argparse.Namespace) -> QuotaCommand:
+    if args.action == "show":
+        return Show(parse_user(args.user))
+    if args.action == "set":
+        return SetLimit(parse_user(args.user), parse_amount(args.usd))
+    if args.action == "default":
+        return SetDefault(parse_amount(args.usd))
+    if args.action == "reset":
+        return Reset(parse_user(args.user))
+    return Top()
 
 
 async def _serve(settings: Settings, http_mode: bool, port: int) -> None:
@@ -60,3 +113,15 @@ async def _console(settings: Settings) -> None:
     async with open_core(settings) as core:
         files = LocalFileFetcher(max_bytes=settings.image_max_download_bytes)
         await run_console(core.conversation, files, sys.stdin, sys.stdout)
+
+
+async def _quota(settings: Settings, command: QuotaCommand) -> int:
+    store = open_store(settings.redis_url)
+    try:
+        print(await QuotaAdmin(quota_ledger(settings, store)).run(command, SHELL_CALLER))
+    except StoreUnavailable:
+        print(f"glmbot: {user_message(StoreUnavailable())}", file=sys.stderr)
+        return 1
+    finally:
+        await store.aclose()
+    return 0

@@ -1,8 +1,9 @@
 """ConversationService: one user message in, one streamed answer out.
 
-The steps read top to bottom in ``answer``: claim the message (once only) -> show a placeholder ->
-load the thread's history -> build the prompt -> stream the model's answer into the sink -> store the
-turn. Every expected failure becomes a short message in place of the answer.
+The steps read top to bottom: claim the message (once only) -> show a placeholder -> prepare its images
+-> load the thread's history -> build the prompt -> reserve the worst-case cost -> stream the model's
+answer into the sink -> settle the real cost -> store the turn -> final edit. Every expected failure
+becomes a short message in place of the answer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from typing import Any
 import structlog
 
 from bot.dedupe import MessageClaims
-from bot.domain import ChatMessage, IncomingMessage, ModelRequest, StreamEnd, TextDelta, ThreadKey
+from bot.domain import (
+    ChatMessage,
+    IncomingMessage,
+    ModelRequest,
+    ReasoningDelta,
+    StreamEnd,
+    TextDelta,
+    ThreadKey,
+)
 from bot.errors import GlmbotError, ModelStreamFailed, SlackUnavailable, StoreUnavailable, user_message
 from bot.history_store import HistoryStore
 from bot.image_pipeline import CollectedImages, ImagePipeline
@@ -23,6 +32,7 @@ from bot.metrics import Metrics
 from bot.model_output import AnswerFilter
 from bot.ports import AttachmentFetcher, ModelStream, ReplySink
 from bot.prompt import build_prompt, without_images
+from bot.settlement import Billing, StreamProgress, quota_notice
 
 log = structlog.get_logger(__name__)
 
@@ -40,10 +50,11 @@ class ConversationConfig:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A finished answer: its Markdown text and how the model ended."""
+    """A finished answer: its Markdown text, how the model ended, and the notes to end the reply with."""
 
     text: str
     end: StreamEnd
+    notices: str
 
 
 class ConversationService:
@@ -53,6 +64,7 @@ class ConversationService:
         self,
         history: HistoryStore,
         images: ImagePipeline,
+        billing: Billing,
         claims: MessageClaims,
         model: ModelStream,
         config: ConversationConfig,
@@ -60,6 +72,7 @@ class ConversationService:
     ) -> None:
         self._history = history
         self._images = images
+        self._billing = billing
         self._claims = claims
         self._model = model
         self._config = config
@@ -114,7 +127,7 @@ class ConversationService:
                 # Nothing usable was sent (say, only a PDF): explain, and make no model call.
                 await sink.finish(problems_notice(collected.problems).strip())
                 return
-            answer = await self._generate(message.thread, newest, collected, sink, started)
+            answer = await self._generate(message, newest, collected, sink, started)
         except GlmbotError as exc:
             log.warning("reply_failed", error=type(exc).__name__, detail=str(exc))
             self._metrics.replies.labels(type(exc).__name__).inc()
@@ -122,41 +135,62 @@ class ConversationService:
             return
         # Stored before the final edit, so a follow-up sent after seeing the answer always finds it.
         await self._remember(message.thread, newest, answer.text)
-        ending = _ending_notice(answer.end, self._config.max_output_tokens)
-        await sink.finish(answer.text + ending + problems_notice(collected.problems))
+        await sink.finish(answer.text + answer.notices + problems_notice(collected.problems))
         self._metrics.replies.labels("ok").inc()
         self._metrics.reply_seconds.observe(time.monotonic() - started)
 
     async def _generate(
         self,
-        thread: ThreadKey,
+        message: IncomingMessage,
         newest: ChatMessage,
         collected: CollectedImages,
         sink: ReplySink,
         started: float,
     ) -> Answer:
-        history = await self._history.load(thread)
+        history = await self._history.load(message.thread)
         budget = self._config.context_tokens - self._config.max_output_tokens
         prompt = build_prompt(self._config.system_prompt, history, newest, budget)
         if prompt.dropped_messages:
             log.info("history_trimmed", dropped=prompt.dropped_messages, kept=len(prompt.messages) - 2)
-        request = await self._request(thread, prompt.messages, collected)
-        text, end = await self._stream(request, sink, started)
-        if end.usage is not None:
-            self._metrics.tokens.labels("prompt").inc(end.usage.prompt_tokens)
-            self._metrics.tokens.labels("completion").inc(end.usage.completion_tokens)
-            # The estimate should stay above the real count; this line lets operators check that.
-            log.info(
-                "model_usage",
-                prompt_tokens=end.usage.prompt_tokens,
-                prompt_estimate=prompt.estimated_tokens,
-                completion_tokens=end.usage.completion_tokens,
-                finish_reason=end.finish_reason,
-            )
-        return Answer(text=text, end=end)
+        reservation = await self._billing.reserve(
+            message.user_id, prompt.estimated_tokens, self._config.max_output_tokens
+        )
+        progress = StreamProgress()
+        try:
+            request = await self._request(message.thread, prompt.messages, collected, reservation.max_tokens)
+            end = await self._stream(request, sink, started, progress)
+        except ModelStreamFailed:
+            # The request reached the model, so what it consumed is charged (estimated).
+            await self._billing.settle(reservation, prompt.estimated_tokens, progress, usage=None)
+            raise
+        except GlmbotError:
+            await self._billing.release(reservation)
+            raise
+        settlement = await self._billing.settle(reservation, prompt.estimated_tokens, progress, end.usage)
+        self._record_usage(end, prompt.estimated_tokens)
+        notices = _ending_notice(end, reservation.max_tokens) + quota_notice(settlement, reservation)
+        return Answer(text=progress.text, end=end, notices=notices)
+
+    def _record_usage(self, end: StreamEnd, prompt_estimate: int) -> None:
+        if end.usage is None:
+            return
+        self._metrics.tokens.labels("prompt").inc(end.usage.prompt_tokens)
+        self._metrics.tokens.labels("completion").inc(end.usage.completion_tokens)
+        # The estimate should stay above the real count; this line lets operators check that.
+        log.info(
+            "model_usage",
+            prompt_tokens=end.usage.prompt_tokens,
+            prompt_estimate=prompt_estimate,
+            completion_tokens=end.usage.completion_tokens,
+            finish_reason=end.finish_reason,
+        )
 
     async def _request(
-        self, thread: ThreadKey, messages: tuple[ChatMessage, ...], collected: CollectedImages
+        self,
+        thread: ThreadKey,
+        messages: tuple[ChatMessage, ...],
+        collected: CollectedImages,
+        max_tokens: int,
     ) -> ModelRequest:
         """The model request, with every image's data; earlier images whose cache expired become notes."""
         earlier = [image.file_id for message in messages[:-1] for image in message.images]
@@ -166,26 +200,30 @@ class ConversationService:
             **{image.ref.file_id: image.data_url for image in collected.images},
         }
         resolved = tuple(without_images(m, [i for i in m.images if i.file_id not in data]) for m in messages)
-        return ModelRequest(messages=resolved, max_tokens=self._config.max_output_tokens, images=data)
+        return ModelRequest(messages=resolved, max_tokens=max_tokens, images=data)
 
-    async def _stream(self, request: ModelRequest, sink: ReplySink, started: float) -> tuple[str, StreamEnd]:
+    async def _stream(
+        self, request: ModelRequest, sink: ReplySink, started: float, progress: StreamProgress
+    ) -> StreamEnd:
+        """Stream the answer into ``sink``, keeping ``progress`` current; returns how the stream ended."""
         visible = AnswerFilter()
-        text = ""
         end: StreamEnd | None = None
         async for event in self._model.stream(request):
             if isinstance(event, TextDelta):
                 shown = visible.feed(event.text)
                 if shown:
-                    if not text:
+                    if not progress.text:
                         self._metrics.first_token_seconds.observe(time.monotonic() - started)
-                    text += shown
-                    sink.show(text)
-            elif isinstance(event, StreamEnd):
+                    progress.text += shown
+                    sink.show(progress.text)
+            elif isinstance(event, ReasoningDelta):
+                progress.reasoning += event.text
+            else:
                 end = event
-        text += visible.finish()
-        if end is None or not text.strip():
+        progress.text += visible.finish()
+        if end is None or not progress.text.strip():
             raise ModelStreamFailed("the model returned no answer text")
-        return text, end
+        return end
 
     async def _remember(self, thread: ThreadKey, question: ChatMessage, answer: str) -> None:
         try:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.quota import format_usd
+
 
 class GlmbotError(Exception):
     """Base of every error the bot expects."""
@@ -87,6 +89,12 @@ def user_message(error: GlmbotError) -> str:
         return (
             f"Your message is too long for me: it needs about {error.needed_tokens:,} tokens and "
             f"I can take about {error.budget_tokens:,}. Please shorten it or split it up."
+        )
+    if isinstance(error, QuotaExceeded):
+        return (
+            f"You have reached your glmbot spend limit: {format_usd(error.spent_pico)} used of "
+            f"{format_usd(error.limit_pico)}. It resets {error.resets_at:%Y-%m-%d %H:%M} UTC. "
+            "To get more, ask a glmbot admin (they manage limits with /glm-quota)."
         )
     if isinstance(error, ModelRejected):
         if error.status in (401, 402, 403):

@@ -21,7 +21,11 @@ from bot.image_pipeline import ImagePipeline
 from bot.metrics import Metrics
 from bot.model_client import ModelClient, ModelConfig, thinking_style_for
 from bot.prompt import DEFAULT_SYSTEM_PROMPT
+from bot.quota import usd_to_pico
+from bot.quota_admin import QuotaAdmin
+from bot.quota_ledger import QuotaLedger
 from bot.settings import Settings
+from bot.settlement import Billing
 from bot.store import open_store
 
 DAY_SECONDS = 24 * 3600
@@ -34,6 +38,7 @@ class Core:
     store: redis.Redis
     http: httpx.AsyncClient
     conversation: ConversationService
+    quota_admin: QuotaAdmin
     metrics: Metrics
 
 
@@ -48,6 +53,11 @@ def model_config(settings: Settings) -> ModelConfig:
         thinking=settings.glm_thinking == "on",
         thinking_style=thinking_style_for(settings.glm_base_url) if style == "auto" else style,
     )
+
+
+def quota_ledger(settings: Settings, store: redis.Redis) -> QuotaLedger:
+    """The spend ledger with the configured default limit and period."""
+    return QuotaLedger(store, usd_to_pico(settings.quota_default_usd), settings.quota_period)
 
 
 @asynccontextmanager
@@ -65,9 +75,11 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             max_side=settings.image_max_side,
             max_per_message=settings.image_max_per_message,
         )
+        ledger = quota_ledger(settings, store)
         conversation = ConversationService(
             history=HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS),
             images=images,
+            billing=Billing(ledger, settings.price(), settings.quota_min_reply_tokens),
             claims=MessageClaims(store),
             model=ModelClient(http, model_config(settings)),
             config=ConversationConfig(
@@ -77,4 +89,6 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             ),
             metrics=metrics,
         )
-        yield Core(store=store, http=http, conversation=conversation, metrics=metrics)
+        yield Core(
+            store=store, http=http, conversation=conversation, quota_admin=QuotaAdmin(ledger), metrics=metrics
+        )

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.pricing import Price, PricingError, price_for
+
 CommaList = Annotated[list[str], NoDecode]
 MAX_OUTPUT_CEILING = 32768
 
@@ -50,8 +52,11 @@ class Settings(BaseSettings):
     image_max_per_message: int = Field(default=4, ge=1, le=20)
     image_cache_ttl_hours: int = Field(default=168, ge=1)
 
-    quota_default_usd: Decimal = Field(default=Decimal("1.00"), ge=0)
+    quota_default_usd: Decimal = Field(default=Decimal("1.00"), ge=0, le=9000)
     quota_period: Literal["day", "week", "month"] = "month"
+    quota_min_reply_tokens: int = Field(default=256, ge=1)
+    glm_input_usd_per_mtok: Decimal | None = Field(default=None, ge=0)
+    glm_output_usd_per_mtok: Decimal | None = Field(default=None, ge=0)
     admin_user_ids: CommaList = Field(default_factory=list)
 
     stream_edit_interval: float = Field(default=1.5, ge=0.1)
@@ -94,6 +99,19 @@ class Settings(BaseSettings):
             raise ValueError("GLM_MAX_OUTPUT_TOKENS must be smaller than GLM_CONTEXT_TOKENS")
         return self
 
+    @model_validator(mode="after")
+    def _model_is_priced(self) -> Settings:
+        # A model missing from the price table would be a free ride past every quota: refuse to start.
+        self.price()
+        return self
+
+    def price(self) -> Price:
+        """The model's price, from the shipped table with any override applied."""
+        try:
+            return price_for(self.glm_model, self.glm_input_usd_per_mtok, self.glm_output_usd_per_mtok)
+        except PricingError as exc:
+            raise ValueError(str(exc)) from None
+
     @property
     def file_hosts(self) -> frozenset[str]:
         """Hosts that may receive the bot token on file downloads."""
@@ -130,5 +148,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]).upper() if first["loc"] else "a setting"
-        raise SettingsError(f"invalid setting {field}: {first['msg']}") from None
+        detail = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:
+            # A check across settings: its message names the variables involved.
+            raise SettingsError(f"invalid settings: {detail}") from None
+        raise SettingsError(f"invalid setting {str(first['loc'][0]).upper()}: {detail}") from None

@@ -9,14 +9,18 @@ from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from handlers.commands import on_quota_command
 from handlers.mentions import on_app_mention
 from handlers.messages import on_message
 from handlers.services import Services
 
 log = structlog.get_logger(__name__)
+QUOTA_COMMAND = "/glm-quota"
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -33,6 +37,11 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         await on_message(services, event, body, context, client)
 
+    async def quota_command(
+        ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await on_quota_command(services, ack, respond, command, client)
+
     async def unexpected_error(error: Exception, body: dict[str, Any]) -> None:
         log.error(
             "listener_failed", error=type(error).__name__, exc_info=error, event_id=body.get("event_id")
@@ -40,4 +49,5 @@ def register(app: AsyncApp, services: Services) -> None:
 
     app.event("app_mention")(app_mention)
     app.event("message")(message)
+    app.command(QUOTA_COMMAND)(quota_command)
     app.error(unexpected_error)

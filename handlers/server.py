@@ -26,6 +26,7 @@ from bot.runtime import Core
 from bot.settings import Settings
 from bot.store import store_answers
 from handlers import register
+from handlers.admins import AdminDirectory
 from handlers.services import Services
 from handlers.slack_files import SlackFileFetcher
 
@@ -62,6 +63,8 @@ def build_bolt_app(settings: Settings, core: Core, socket_mode: bool) -> AsyncAp
     )
     services = Services(
         conversation=core.conversation,
+        quota_admin=core.quota_admin,
+        admins=AdminDirectory(settings.admin_user_ids),
         files=files,
         metrics=core.metrics,
         edit_interval=settings.stream_edit_interval,

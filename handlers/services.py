@@ -9,6 +9,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.conversation import ConversationService
 from bot.edit_pacing import EditPacer
 from bot.metrics import Metrics
+from bot.quota_admin import QuotaAdmin
+from handlers.admins import AdminDirectory
 from handlers.reply_streamer import SlackReplyStreamer
 from handlers.slack_files import SlackFileFetcher
 
@@ -18,6 +20,8 @@ class Services:
     """The core services plus Slack-side settings."""
 
     conversation: ConversationService
+    quota_admin: QuotaAdmin
+    admins: AdminDirectory
     files: SlackFileFetcher
     metrics: Metrics
     edit_interval: float

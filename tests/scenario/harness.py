@@ -17,7 +17,7 @@ from bot.settings import load_settings
 from handlers.server import build_bolt_app, build_web_app, start_web
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel
-from tests.fakes.signing import event_body, signed_headers
+from tests.fakes.signing import event_body, signed_headers, slash_command_body
 from tests.fakes.slack_api import FakeSlack
 
 _event_ids = itertools.count(1)
@@ -41,6 +41,21 @@ class BotUnderTest:
         """POST bytes to /slack/events with the given headers."""
         headers = {"Content-Type": "application/json", **headers}
         return await self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
+
+    async def slash_command(self, slack: FakeSlack, text: str, user: str) -> str:
+        """Run ``/glm-quota text`` as ``user``; returns what the bot answered on the response URL."""
+        key = f"cmd{next(_event_ids)}"
+        body = slash_command_body("/glm-quota", text, user, response_url=slack.response_url(key))
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            **signed_headers(SIGNING_SECRET, body),
+        }
+        response = await self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        await slack.wait_for(lambda: any(post.key == key for post in slack.response_posts))
+        post = next(post for post in slack.response_posts if post.key == key)
+        assert post.body.get("response_type", "ephemeral") == "ephemeral"
+        return str(post.body["text"])
 
     async def send_event(
         self, event: dict[str, Any], event_id: str | None = None, retry_num: int | None = None

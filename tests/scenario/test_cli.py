@@ -10,6 +10,7 @@ import socket
 import sys
 
 import httpx
+import pytest
 from PIL import Image
 
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
@@ -158,3 +159,42 @@ async def test_console_image_goes_through_the_image_pipeline(fake_model: FakeMod
     assert [part["type"] for part in parts] == ["image_url", "text"]
     assert parts[1]["text"] == "what colour?"
     assert parts[0]["image_url"]["url"].startswith("data:image/")
+
+
+async def test_quota_from_the_shell(redis_url: str) -> None:
+    """`glmbot quota show|set|default|reset|top` work against REDIS_URL."""
+    env = {**os.environ, "REDIS_URL": redis_url}
+    code, out, err = await _run(["quota", "set", "<@U0HUMAN1>", "5"], env)
+    assert code == 0, err
+    assert "<@U0HUMAN1>'s limit is now $5.00 per month." in out
+    code, out, _ = await _run(["quota", "show", "U0HUMAN1"], env)
+    assert code == 0
+    assert "$0.00 of $5.00 (a personal limit)" in out
+    assert (await _run(["quota", "default", "2.5"], env))[1].strip().endswith("$2.50 per period.")
+    assert "Nobody has spent" in (await _run(["quota", "top"], env))[1]
+    assert "reset to $0.00" in (await _run(["quota", "reset", "U0HUMAN1"], env))[1]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["quota", "set", "U0HUMAN1", "abc"],
+        ["quota", "set", "U0HUMAN1", "-3"],
+        ["quota", "show", "bob"],
+        ["quota", "frob"],
+        ["quota"],
+    ],
+)
+async def test_quota_bad_arguments_print_usage(redis_url: str, args: list[str]) -> None:
+    """Bad quota arguments: a usage line, a non-zero exit, no traceback."""
+    code, _out, err = await _run(args, {**os.environ, "REDIS_URL": redis_url})
+    assert code == 2
+    assert "usage: glmbot quota" in err
+    assert "Traceback" not in err
+
+
+async def test_quota_needs_redis_url() -> None:
+    """Without REDIS_URL the shell cannot see the bot's store, and says so."""
+    code, _out, err = await _run(["quota", "top"], dict(os.environ))
+    assert code == 2
+    assert "REDIS_URL" in err

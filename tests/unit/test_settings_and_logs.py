@@ -79,8 +79,18 @@ def test_required_setting_missing() -> None:
 def test_dotenv_is_read(tmp_path_factory: pytest.TempPathFactory) -> None:
     """A .env file in the working directory is read (the autouse fixture chdirs to a temp dir)."""
     with open(".env", "w") as env_file:
-        env_file.write("GLM_MODEL=glm-test\n")
-    assert load_settings().glm_model == "glm-test"
+        env_file.write("SYSTEM_PROMPT=from dotenv\n")
+    assert load_settings().system_prompt == "from dotenv"
+
+
+def test_unpriced_model_refused_unless_priced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model missing from the price table stops start-up, unless both prices are set."""
+    monkeypatch.setenv("GLM_MODEL", "glm-unknown")
+    with pytest.raises(SettingsError, match="GLM_INPUT_USD_PER_MTOK"):
+        load_settings()
+    monkeypatch.setenv("GLM_INPUT_USD_PER_MTOK", "1")
+    monkeypatch.setenv("GLM_OUTPUT_USD_PER_MTOK", "2")
+    assert load_settings().price().output_pico_per_token == 2_000_000
 
 
 def test_redactor_replaces_known_secrets_and_token_shapes() -> None:

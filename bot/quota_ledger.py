@@ -1,0 +1,421 @@
+"""Per-user spend quotas in Redis: reserve the worst case of a reply, settle to its real cost.
+
+Key layout (money is an integer number of picodollars; every amount stays below 2**53 because limits are
+capped at ``MAX_LIMIT_USD``, so Lua's doubles hold them exactly):
+
+* ``glmbot:{quota:<user>}:limit`` -- string, the user's own limit. Permanent.
+* ``glmbot:{quota:<user>}:spend:<period label>`` -- hash ``spent``, ``replies``, ``notified``. Expires 90
+  days after the period ends, so past periods stay readable for reporting.
+* ``glmbot:{quota:<user>}:reservations`` -- hash reservation id -> ``"<amount>:<expires_at_ms>"``. Its TTL
+  is renewed to twice the reservation TTL on each reserve; expired entries are dropped by the next reserve.
+* ``glmbot:quota:default`` -- string, the workspace default limit. Permanent.
+* ``glmbot:quota:top:<period label>`` -- sorted set user -> spent. Same TTL as the spend hashes.
+
+The braces are a Redis Cluster hash tag: every key of one user is in one slot, and each Lua script touches
+that slot only. The workspace keys live elsewhere and are used with plain commands outside the scripts.
+The limit is the user's own, else the workspace default, else the configured setting; the workspace
+default is read with one GET and cached in-process for ``DEFAULT_CACHE_SECONDS``.
+Periods roll over by themselves: the label is part of the key and comes from the injected clock, and a
+reservation is settled into the period it was made in. Times in the scripts come from that clock too
+(not Redis TIME), so tests can move time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from uuid import uuid4
+
+import redis.asyncio as redis
+import structlog
+from redis.exceptions import RedisError
+
+from bot.errors import QuotaExceeded
+from bot.pricing import Price
+from bot.quota import MAX_LIMIT_USD, PICO_PER_USD, Period, PeriodKind, period_at
+from bot.store import store_error
+
+log = structlog.get_logger(__name__)
+
+LimitSource = Literal["user", "workspace", "setting"]
+DEFAULT_KEY = "glmbot:quota:default"
+DEFAULT_CACHE_SECONDS = 30
+HISTORY_RETENTION = timedelta(days=90)
+MAX_LIMIT_PICO = int(MAX_LIMIT_USD) * PICO_PER_USD
+_MAX_EXACT = 2**53  # Lua numbers are doubles: integers below this are exact
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# KEYS: spend hash, reservations hash, limit string.
+# ARGV: now_ms, fallback limit, input_tokens, max_tokens, min_tokens, input price, output price,
+#       reservation id, expires_at_ms, reservations TTL seconds.
+# Returns {1, max_tokens, amount, limit} when granted, {0, spent, reserved, limit} when refused.
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local limit = tonumber(redis.call('GET', KEYS[3]) or ARGV[2])
+local reserved = 0
+local entries = redis.call('HGETALL', KEYS[2])
+for i = 1, #entries, 2 do
+  local amount, expires = string.match(entries[i + 1], '^(%d+):(%d+)$')
+  if amount == nil or tonumber(expires) <= now then
+    redis.call('HDEL', KEYS[2], entries[i])
+  else
+    reserved = reserved + tonumber(amount)
+  end
+end
+local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+local available = limit - spent - reserved
+local input_tokens, max_tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
+local min_tokens, in_price, out_price = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local input_cost = input_tokens * in_price
+if available < input_cost then
+  return {0, spent, reserved, limit}
+end
+local tokens = max_tokens
+if out_price > 0 then
+  local left = available - input_cost
+  local affordable = math.floor(left / out_price)
+  if affordable * out_price > left then
+    affordable = affordable - 1
+  end
+  if affordable < tokens then
+    tokens = affordable
+  end
+end
+if tokens < min_tokens then
+  return {0, spent, reserved, limit}
+end
+local amount = input_cost + tokens * out_price
+redis.call('HSET', KEYS[2], ARGV[8], string.format('%d:%d', amount, tonumber(ARGV[9])))
+redis.call('EXPIRE', KEYS[2], ARGV[10])
+return {1, tokens, amount, limit}
+"""
+
+# KEYS: spend hash, reservations hash.
+# ARGV: reservation id, charge, notice threshold (-1: never), spend TTL seconds.
+# Returns {spent, 1 when this call set the notice flag else 0}.
+_SETTLE = """
+redis.call('HDEL', KEYS[2], ARGV[1])
+local spent = redis.call('HINCRBY', KEYS[1], 'spent', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'replies', 1)
+local threshold = tonumber(ARGV[3])
+local due = 0
+if threshold >= 0 and spent >= threshold then
+  due = redis.call('HSETNX', KEYS[1], 'notified', 1)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {spent, due}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Money held back for one reply, in the period it was made in."""
+
+    id: str
+    user: str
+    period: Period
+    max_tokens: int
+    amount_pico: int
+    limit_pico: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """One user's spend in the current period."""
+
+    user: str
+    period: Period
+    spent_pico: int
+    reserved_pico: int
+    limit_pico: int
+    replies: int
+    limit_source: LimitSource
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What a settled reply cost; ``notice_due`` is True once per period, at the 80% crossing."""
+
+    charged_pico: int
+    spent_pico: int
+    limit_pico: int
+    notice_due: bool
+
+
+def limit_key(user: str) -> str:
+    """The user's own limit (permanent)."""
+    return f"glmbot:{{quota:{_checked(user)}}}:limit"
+
+
+def spend_key(user: str, period_label: str) -> str:
+    """The user's spend hash for one period."""
+    return f"glmbot:{{quota:{_checked(user)}}}:spend:{period_label}"
+
+
+def reservations_key(user: str) -> str:
+    """The user's live reservations."""
+    return f"glmbot:{{quota:{_checked(user)}}}:reservations"
+
+
+def top_key(period_label: str) -> str:
+    """The period's top-spenders sorted set."""
+    return f"glmbot:quota:top:{period_label}"
+
+
+def _checked(user: str) -> str:
+    """``user`` if it cannot break the hash tag."""
+    if not user or "{" in user or "}" in user:
+        raise ValueError(f"not a usable user id: {user!r}")
+    return user
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _check_limit(limit_pico: int | None) -> None:
+    if limit_pico is not None and not 0 <= limit_pico <= MAX_LIMIT_PICO:
+        raise ValueError(f"limit must be between 0 and {MAX_LIMIT_PICO} pico-USD, got {limit_pico}")
+
+
+def _check_request(input_tokens: int, max_tokens: int, min_tokens: int, price: Price) -> None:
+    """Reject what ``plan_reply`` rejects, and amounts Lua's doubles could not hold exactly."""
+    if input_tokens < 0 or max_tokens < 0 or min_tokens < 0:
+        raise ValueError(f"token counts must not be negative: {input_tokens}, {max_tokens}, {min_tokens}")
+    if price.input_pico_per_token < 0 or price.output_pico_per_token < 0:
+        raise ValueError(f"prices must not be negative: {price}")
+    if (
+        input_tokens * price.input_pico_per_token >= _MAX_EXACT
+        or max_tokens * price.output_pico_per_token >= _MAX_EXACT
+    ):
+        raise ValueError("request too large to price exactly")
+
+
+def _notice_threshold(limit_pico: int) -> int:
+    """The least spend with ``spent * 5 >= limit * 4`` (-1: never, for a zero limit)."""
+    return -(-limit_pico * 4 // 5) if limit_pico > 0 else -1
+
+
+def _live_reserved(entries: dict[Any, Any], now_ms: int) -> int:
+    """Sum of the reservations that have not expired at ``now_ms``."""
+    total = 0
+    for value in entries.values():
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        amount, _, expires = text.partition(":")
+        if amount.isdigit() and expires.isdigit() and int(expires) > now_ms:
+            total += int(amount)
+    return total
+
+
+def _as_int(value: Any) -> int:
+    return 0 if value is None else int(value)
+
+
+class QuotaLedger:
+    """Reserve, settle, release and report per-user spend against limits."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        default_limit_pico: int,
+        period_kind: PeriodKind,
+        clock: Callable[[], datetime] = _utc_now,
+        reservation_ttl_seconds: int = 600,
+    ) -> None:
+        _check_limit(default_limit_pico)
+        if reservation_ttl_seconds <= 0:
+            raise ValueError(f"reservation TTL must be positive, got {reservation_ttl_seconds}")
+        self._client = client
+        self._default_limit_pico = default_limit_pico
+        self._kind: PeriodKind = period_kind
+        self._clock = clock
+        self._reservation_ttl_seconds = reservation_ttl_seconds
+        self._reserve = client.register_script(_RESERVE)
+        self._settle = client.register_script(_SETTLE)
+        self._workspace_cache: tuple[datetime, int | None] | None = None
+
+    async def reserve(
+        self, user: str, input_tokens: int, max_tokens: int, min_tokens: int, price: Price
+    ) -> Reservation:
+        """Hold the worst case of a reply, shrinking ``max_tokens`` to what the user can afford.
+
+        Raises QuotaExceeded when not even ``min_tokens`` fit, StoreUnavailable when Redis fails.
+        """
+        _check_request(input_tokens, max_tokens, min_tokens, price)
+        now = self._clock()
+        period = period_at(now, self._kind)
+        fallback = await self._fallback_limit(now)
+        reservation_id = uuid4().hex
+        now_ms = _epoch_ms(now)
+        keys = [spend_key(user, period.label), reservations_key(user), limit_key(user)]
+        args: list[str | int] = [
+            now_ms,
+            fallback,
+            input_tokens,
+            max_tokens,
+            min_tokens,
+            price.input_pico_per_token,
+            price.output_pico_per_token,
+            reservation_id,
+            now_ms + self._reservation_ttl_seconds * 1000,
+            2 * self._reservation_ttl_seconds,
+        ]
+        try:
+            result: Sequence[Any] = await self._reserve(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise store_error("quota reserve", exc) from exc
+        granted, first, second, limit = (int(value) for value in result)
+        if not granted:
+            raise QuotaExceeded(limit, first + second, period.end)
+        return Reservation(reservation_id, user, period, first, second, limit)
+
+    async def settle(self, reservation: Reservation, cost_pico: int) -> Settlement:
+        """Charge the real cost, never more than was reserved, into the reservation's period."""
+        if cost_pico < 0:
+            raise ValueError(f"cost must not be negative, got {cost_pico}")
+        charge = min(cost_pico, reservation.amount_pico)
+        if cost_pico > reservation.amount_pico:
+            log.warning(
+                "quota_cost_above_reservation",
+                user=reservation.user,
+                cost_pico=cost_pico,
+                reserved_pico=reservation.amount_pico,
+            )
+        user, label = reservation.user, reservation.period.label
+        ttl = self._retention_seconds(reservation.period)
+        keys = [spend_key(user, label), reservations_key(user)]
+        args: list[str | int] = [reservation.id, charge, _notice_threshold(reservation.limit_pico), ttl]
+        try:
+            result: Sequence[Any] = await self._settle(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise store_error("quota settle", exc) from exc
+        if charge:
+            await self._bump_top(label, user, charge, ttl)
+        spent, due = (int(value) for value in result)
+        return Settlement(charge, spent, reservation.limit_pico, bool(due))
+
+    async def release(self, reservation: Reservation) -> None:
+        """Nothing was spent: drop the reservation."""
+        try:
+            await self._client.hdel(reservations_key(reservation.user), reservation.id)
+        except (RedisError, OSError) as exc:
+            raise store_error("quota release", exc) from exc
+
+    async def status(self, user: str) -> QuotaStatus:
+        """The user's spend, live reservations and limit in the current period."""
+        now = self._clock()
+        period = period_at(now, self._kind)
+        workspace = await self._workspace_default(now)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.get(limit_key(user))
+                pipe.hmget(spend_key(user, period.label), ["spent", "replies"])
+                pipe.hgetall(reservations_key(user))
+                own, (spent, replies), entries = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise store_error("quota status", exc) from exc
+        limit, source = self._resolve_limit(own, workspace)
+        reserved = _live_reserved(entries, _epoch_ms(now))
+        return QuotaStatus(user, period, _as_int(spent), reserved, limit, _as_int(replies), source)
+
+    async def set_user_limit(self, user: str, limit_pico: int | None) -> None:
+        """Give ``user`` their own limit; None removes it (the workspace default applies again)."""
+        _check_limit(limit_pico)
+        try:
+            if limit_pico is None:
+                await self._client.delete(limit_key(user))
+            else:
+                await self._client.set(limit_key(user), limit_pico)
+        except (RedisError, OSError) as exc:
+            raise store_error("quota set limit", exc) from exc
+
+    async def set_workspace_default(self, limit_pico: int | None) -> None:
+        """Set the workspace default limit (overrides the setting); None removes it."""
+        _check_limit(limit_pico)
+        self._workspace_cache = None
+        try:
+            if limit_pico is None:
+                await self._client.delete(DEFAULT_KEY)
+            else:
+                await self._client.set(DEFAULT_KEY, limit_pico)
+        except (RedisError, OSError) as exc:
+            raise store_error("quota set default", exc) from exc
+
+    async def reset_user(self, user: str) -> None:
+        """Zero this period's spend, replies and notice flag, and drop live reservations.
+
+        Other periods' spend is kept.
+        """
+        period = period_at(self._clock(), self._kind)
+        try:
+            await self._client.delete(spend_key(user, period.label), reservations_key(user))
+            await self._client.zrem(top_key(period.label), user)
+        except (RedisError, OSError) as exc:
+            raise store_error("quota reset", exc) from exc
+
+    async def top(self, count: int = 10) -> list[tuple[str, int]]:
+        """This period's top spenders as (user, spent_pico), highest first."""
+        if count <= 0:
+            return []
+        period = period_at(self._clock(), self._kind)
+        try:
+            rows: list[Any] = await self._client.zrevrange(
+                top_key(period.label), 0, count - 1, withscores=True
+            )
+        except (RedisError, OSError) as exc:
+            raise store_error("quota top", exc) from exc
+        return [(_text(user), int(score)) for user, score in rows]
+
+    async def _bump_top(self, label: str, user: str, charge: int, ttl: int) -> None:
+        """Add ``charge`` to the user's score in the period's top set (one round trip).
+
+        The charge is already booked, so a failure here is logged, not raised: raising would invite a
+        retry of ``settle`` and charge the reply twice. The ranking is a report, the spend hash the truth.
+        """
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.zincrby(top_key(label), charge, user)
+                pipe.expire(top_key(label), ttl)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("quota_top_update_failed", error=str(store_error("quota top update", exc)))
+
+    def _retention_seconds(self, period: Period) -> int:
+        """Seconds from now until 90 days after ``period`` ends (at least 1)."""
+        remaining = period.end + HISTORY_RETENTION - self._clock()
+        return max(1, int(remaining.total_seconds()))
+
+    def _resolve_limit(self, own: Any, workspace: int | None) -> tuple[int, LimitSource]:
+        if own is not None:
+            return int(own), "user"
+        if workspace is not None:
+            return workspace, "workspace"
+        return self._default_limit_pico, "setting"
+
+    async def _fallback_limit(self, now: datetime) -> int:
+        """The limit for users without their own: the workspace default, else the setting."""
+        workspace = await self._workspace_default(now)
+        return self._default_limit_pico if workspace is None else workspace
+
+    async def _workspace_default(self, now: datetime) -> int | None:
+        """The workspace default limit, cached for ``DEFAULT_CACHE_SECONDS`` of the injected clock."""
+        cached = self._workspace_cache
+        if cached is not None and timedelta(0) <= now - cached[0] < timedelta(seconds=DEFAULT_CACHE_SECONDS):
+            return cached[1]
+        try:
+            raw = await self._client.get(DEFAULT_KEY)
+        except (RedisError, OSError) as exc:
+            raise store_error("quota default", exc) from exc
+        value = None if raw is None else int(raw)
+        self._workspace_cache = (now, value)
+        return value
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
