@@ -8,6 +8,12 @@ sends N signed ``app_mention`` events at once, each in its own channel, lets the
 ``--answer-chars`` answer at ``--tokens-per-second`` (4 characters per token), waits until every reply
 shows its final text in the fake Slack (or a deadline passes) and prints one markdown table row.
 
+Each mention comes from its own user (one user per thread), so the bot's per-user spend quota never
+refuses a reply. Redis commands are counted twice: as sent by the bot (a ``MONITOR`` connection to the
+bench's own redis-server, open for the round, counting lines whose source is a client address other
+than the bench's own; an EVALSHA counts as one) and as run by the server (INFO commandstats, which also
+counts every command a Lua script runs).
+
 Everything listens on 127.0.0.1; every wait has a deadline; everything started is stopped on exit.
 """
 
@@ -25,8 +31,9 @@ import socket
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +42,7 @@ import aiohttp
 
 from bot.slack_text import to_mrkdwn
 from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
-from tests.fakes.constants import BOT_TOKEN, BOT_USER_ID, HUMAN_USER_ID, MODEL_API_KEY, SIGNING_SECRET
+from tests.fakes.constants import BOT_TOKEN, BOT_USER_ID, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, ModelCall, Reply
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.signing import event_body, signed_headers
@@ -50,8 +57,41 @@ POLL_INTERVAL = 0.1
 # Settings the bot reads; inherited values would skew the run, so they are dropped from its environment.
 _BOT_ENV_PREFIXES = ("SLACK_", "GLM_", "QUOTA_", "LOG_")
 _BOT_ENV_NAMES = {"REDIS_URL", "ADMIN_USER_IDS", "STREAM_EDIT_INTERVAL", "PORT", "SYSTEM_PROMPT"}
-# Commands the harness itself sends to Redis between two readings (RedisServer.flush/reset_stats).
-_HARNESS_REDIS_COMMANDS = {"config|resetstat": 1}
+# Commands the harness itself sends to Redis between two readings of INFO commandstats: the CONFIG
+# RESETSTAT of RedisServer.flush() and the MONITOR of the round's monitor connection.
+_HARNESS_REDIS_COMMANDS = {"config|resetstat": 1, "monitor": 1}
+# The Redis on this port may be someone's real one: the bench never connects to it.
+_FORBIDDEN_REDIS_PORT = 6379
+MONITOR_TIMEOUT = 5.0  # connecting, MONITOR's +OK and closing
+MONITOR_QUIET = 0.5  # after the last reply settles: stop once Redis was idle this long ...
+MONITOR_QUIET_LIMIT = 10.0  # ... or after this many seconds
+_MONITOR_READ = 1 << 16
+_MONITOR_LINE_HEAD = 1024  # only a line's head is parsed (source and command); the rest is skipped
+_MONITOR_MAX_NAMES = 200  # distinct command names kept; further ones are counted as "(other)"
+# "+<unix time> [<db> <source>] "<command>" "<arg>" ..." where <source> is ip:port, unix:<path> or lua.
+_MONITOR_LINE = re.compile(rb'^\+\d+\.\d+ \[\d+ ([^\]]+)\] "((?:[^"\\]|\\.)*)"(?: "((?:[^"\\]|\\.)*)")?')
+# Commands whose first argument is a subcommand, named "container|subcommand" as commandstats does.
+_CONTAINER_COMMANDS = frozenset(
+    {
+        "acl",
+        "client",
+        "cluster",
+        "command",
+        "config",
+        "function",
+        "latency",
+        "memory",
+        "module",
+        "object",
+        "pubsub",
+        "script",
+        "slowlog",
+        "xinfo",
+        "xgroup",
+    }
+)
+_OVER_QUOTA_MARKER = "spend limit"  # in bot.errors.user_message(QuotaExceeded)
+_QUOTA_NOTICE_MARKER = "_You have used "  # bot.settlement.quota_notice
 _CMDSTAT_PREFIX = "cmdstat_"
 _VOCABULARY = (
     "the model reads your question and answers with care about images charts code tables "
@@ -97,7 +137,14 @@ class RoundResult:
     unsettled: int
     slack_calls: int
     slack_updates: int
-    redis_commands: dict[str, int]
+    redis_sent: dict[str, int]  # commands the bot sent (MONITOR, client sources), per command
+    redis_server: dict[str, int]  # commands the server ran, scripts' included (INFO commandstats)
+    redis_script_lines: int  # MONITOR lines of commands run by Lua scripts
+    redis_bench_lines: int  # MONITOR lines from the bench's own connection (left out of redis_sent)
+    redis_unparsed_lines: int  # MONITOR lines not understood (should be 0)
+    over_quota: int  # replies that ended in the over-quota message
+    quota_notices: int  # replies that ended with the 80 % quota notice
+    failure_texts: dict[str, int]  # how replies that did not show the answer ended (truncated)
     bot_cpu_seconds: float
     bot_peak_rss_mb: float
     bench_cpu_seconds: float
@@ -296,6 +343,114 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+# ---------------------------------------------------------------------------------------------- MONITOR
+
+
+class MonitorCounts:
+    """Counts of one MONITOR stream, fed raw bytes: commands by client sources vs. scripts' commands.
+
+    Memory is bounded: only the first ``_MONITOR_LINE_HEAD`` bytes of a line are kept and at most
+    ``_MONITOR_MAX_NAMES`` command names are told apart.
+    """
+
+    def __init__(self, excluded_sources: set[str]) -> None:
+        self.excluded_sources = excluded_sources
+        self.sent: Counter[str] = Counter()
+        self.script_lines = 0
+        self.excluded_lines = 0
+        self.unparsed_lines = 0
+        self.last_line_at = time.monotonic()
+        self._head = bytearray()
+        self._skipping = False  # inside an overlong line whose head was already counted
+
+    def feed(self, data: bytes) -> None:
+        # Arguments are quoted with \r and \n escaped, so a raw LF only ever ends a line.
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            if not self._skipping:
+                self._head += data[start:end]
+                self._line(bytes(self._head))
+            self._head.clear()
+            self._skipping = False
+            start = end + 1
+        if not self._skipping:
+            self._head += data[start:]
+            if len(self._head) > _MONITOR_LINE_HEAD:
+                self._line(bytes(self._head[:_MONITOR_LINE_HEAD]))
+                self._head.clear()
+                self._skipping = True
+
+    def _line(self, raw: bytes) -> None:
+        self.last_line_at = time.monotonic()
+        found = _MONITOR_LINE.match(raw.removesuffix(b"\r"))
+        if found is None:
+            self.unparsed_lines += 1
+            return
+        source = found.group(1).decode(errors="replace")
+        if source == "lua":
+            self.script_lines += 1
+        elif source in self.excluded_sources:
+            self.excluded_lines += 1
+        elif ":" in source:  # ip:port or unix:<path>: a client connection
+            self.sent[self._name(found.group(2), found.group(3))] += 1
+        else:
+            self.unparsed_lines += 1
+
+    def _name(self, command: bytes, first_arg: bytes | None) -> str:
+        name = command.decode(errors="replace").lower()[:64]
+        if name in _CONTAINER_COMMANDS and first_arg:
+            name = f"{name}|{first_arg.decode(errors='replace').lower()[:64]}"
+        if name not in self.sent and len(self.sent) >= _MONITOR_MAX_NAMES:
+            return "(other)"
+        return name
+
+
+async def _read_monitor(reader: asyncio.StreamReader, counts: MonitorCounts) -> None:
+    while data := await reader.read(_MONITOR_READ):
+        counts.feed(data)
+
+
+@asynccontextmanager
+async def monitored_redis(port: int, excluded_sources: set[str]) -> AsyncIterator[MonitorCounts]:
+    """A MONITOR connection to the bench's redis-server on 127.0.0.1:``port`` while the block runs.
+
+    The monitor connection's own address is excluded as well (MONITOR itself is never echoed).
+    """
+    if port == _FORBIDDEN_REDIS_PORT:
+        raise RuntimeError(f"refusing to MONITOR the Redis on port {port}: not the bench's own")
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), MONITOR_TIMEOUT)
+    task: asyncio.Task[None] | None = None
+    try:
+        host, own_port = writer.get_extra_info("sockname")[:2]
+        counts = MonitorCounts({*excluded_sources, f"{host}:{own_port}"})
+        writer.write(b"MONITOR\r\n")
+        await asyncio.wait_for(writer.drain(), MONITOR_TIMEOUT)
+        answer = await asyncio.wait_for(reader.readline(), MONITOR_TIMEOUT)
+        if answer.rstrip() != b"+OK":
+            raise RuntimeError(f"MONITOR was refused: {answer[:200]!r}")
+        task = asyncio.create_task(_read_monitor(reader, counts))
+        yield counts
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        writer.close()
+        with suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), MONITOR_TIMEOUT)
+
+
+async def wait_redis_quiet(counts: MonitorCounts) -> None:
+    """Until MONITOR showed nothing for ``MONITOR_QUIET`` seconds, at most ``MONITOR_QUIET_LIMIT``."""
+    deadline = time.monotonic() + MONITOR_QUIET_LIMIT
+    while (now := time.monotonic()) < deadline and now - counts.last_line_at < MONITOR_QUIET:  # noqa: ASYNC110 - polls a timestamp
+        await asyncio.sleep(0.05)
+
+
+def bench_redis_sources(server: RedisServer) -> set[str]:
+    """The address of the harness's own Redis connection (its INFO, FLUSHALL, CONFIG RESETSTAT)."""
+    return {str(server.client.client_info()["addr"])}
+
+
 # ---------------------------------------------------------------------------------------------- one round
 
 
@@ -324,6 +479,11 @@ def channel_for(round_no: int, index: int) -> str:
     return f"CB{round_no:02d}{index:05d}"
 
 
+def user_for(round_no: int, index: int) -> str:
+    """One user per mention (each mention starts its own thread), so no user's quota runs out."""
+    return f"UB{round_no:02d}{index:05d}"
+
+
 def question_for(round_no: int, index: int) -> str:
     return f"benchmark question q{round_no:02d}x{index:05d}: how do streaming replies behave under load?"
 
@@ -336,7 +496,7 @@ def signed_mention(round_no: int, index: int) -> tuple[bytes, dict[str, str]]:
     ts = f"1800{round_no:02d}0000.{index:06d}"
     event: dict[str, Any] = {
         "type": "app_mention",
-        "user": HUMAN_USER_ID,
+        "user": user_for(round_no, index),
         "text": f"<@{BOT_USER_ID}> {question_for(round_no, index)}",
         "ts": ts,
         "channel": channel_for(round_no, index),
@@ -390,6 +550,16 @@ def reply_states(slack: FakeSlack, channels: set[str], expected_text: str) -> tu
     return done, settled
 
 
+def failure_texts(slack: FakeSlack, channels: set[str], expected_text: str) -> Counter[str]:
+    """The final texts (first 100 characters) of replies that settled without the full answer."""
+    texts: Counter[str] = Counter()
+    for message in slack.messages.values():
+        text = message.text
+        if message.channel in channels and text != expected_text and is_settled(text, expected_text):
+            texts[text[:100]] += 1
+    return texts
+
+
 async def wait_for_replies(
     harness: Harness,
     channels: set[str],
@@ -438,17 +608,23 @@ def first_text_latencies(harness: Harness, round_no: int, channels: set[str]) ->
 
 
 async def run_round(harness: Harness, round_no: int, n: int) -> RoundResult:
+    bench_sources = bench_redis_sources(harness.redis)
     harness.redis.flush()  # FLUSHALL + CONFIG RESETSTAT
     reset_recordings(harness.slack, harness.model)
     channels = {channel_for(round_no, index) for index in range(n)}
     log_lines, cpu_before = count_lines(harness.bot_log), cpu_seconds(harness.bot.pid)
-    bench_before, started = time.process_time(), time.monotonic()
 
-    acks = await send_mentions(harness, round_no, n)
-    done, settled = await wait_for_replies(harness, channels, round_deadline(harness.options, n))
+    async with monitored_redis(harness.redis.port or 0, bench_sources) as monitor:
+        bench_before, started = time.process_time(), time.monotonic()
+        acks = await send_mentions(harness, round_no, n)
+        done, settled = await wait_for_replies(harness, channels, round_deadline(harness.options, n))
+        wall = time.monotonic() - started
+        bench_cpu = time.process_time() - bench_before
+        await wait_redis_quiet(monitor)  # the last replies' commands may still be on their way
+    redis_server = redis_command_stats(harness.redis)  # after MONITOR is closed: counts are final
 
-    wall = time.monotonic() - started
     calls = [c for c in harness.slack.calls if c.method != "auth.test"]
+    failures = failure_texts(harness.slack, channels, harness.expected_text)
     return RoundResult(
         n=n,
         ack_ms=[ms for status, ms in acks if status == 200],
@@ -459,10 +635,17 @@ async def run_round(harness: Harness, round_no: int, n: int) -> RoundResult:
         unsettled=n - len(settled),
         slack_calls=len(calls),
         slack_updates=sum(1 for c in calls if c.method == "chat.update"),
-        redis_commands=redis_command_stats(harness.redis),
+        redis_sent=dict(monitor.sent),
+        redis_server=redis_server,
+        redis_script_lines=monitor.script_lines,
+        redis_bench_lines=monitor.excluded_lines,
+        redis_unparsed_lines=monitor.unparsed_lines,
+        over_quota=sum(k for text, k in failures.items() if _OVER_QUOTA_MARKER in text),
+        quota_notices=sum(k for text, k in failures.items() if _QUOTA_NOTICE_MARKER in text),
+        failure_texts=dict(failures),
         bot_cpu_seconds=cpu_seconds(harness.bot.pid) - cpu_before,
         bot_peak_rss_mb=peak_rss_mb(harness.bot.pid),
-        bench_cpu_seconds=time.process_time() - bench_before,
+        bench_cpu_seconds=bench_cpu,
         wall_seconds=wall,
         aborted_streams=harness.model.aborted_streams,
         bot_log_lines=count_lines(harness.bot_log) - log_lines,
@@ -487,7 +670,8 @@ def fmt(value: float | None, digits: int = 0) -> str:
 
 TABLE_HEADER = (
     "| N | ack p50 ms | ack p99 ms | 1st token→text p50 ms | 1st token→text p99 ms | complete "
-    "| Slack calls/reply | chat.update/reply | Redis cmds/reply | bot CPU s | bot peak RSS MB "
+    "| Slack calls/reply | chat.update/reply | Redis cmds/reply (sent by bot) "
+    "| Redis cmds/reply (server, incl. scripts) | bot CPU s | bot peak RSS MB "
     "| round s | bench CPU s |"
 )
 
@@ -502,7 +686,8 @@ def table_row(r: RoundResult) -> str:
         f"{r.completed}/{r.n}",
         f"{r.slack_calls / r.n:.2f}",
         f"{r.slack_updates / r.n:.2f}",
-        f"{sum(r.redis_commands.values()) / r.n:.2f}",
+        f"{sum(r.redis_sent.values()) / r.n:.2f}",
+        f"{sum(r.redis_server.values()) / r.n:.2f}",
         f"{r.bot_cpu_seconds:.2f}",
         f"{r.bot_peak_rss_mb:.1f}",
         f"{r.wall_seconds:.1f}",
@@ -526,13 +711,23 @@ def format_notes(results: Sequence[RoundResult], options: Options) -> str:
         setup += f", bot's REDIS_URL with ?max_connections={options.redis_max_connections}"
     lines = [setup]
     for r in results:
-        breakdown = ", ".join(f"{k}={v}" for k, v in sorted(r.redis_commands.items()))
+        sent = ", ".join(f"{k}={v}" for k, v in sorted(r.redis_sent.items()))
+        server = ", ".join(f"{k}={v}" for k, v in sorted(r.redis_server.items()))
         lines.append(
-            f"N={r.n}: failed acks {r.failed_acks}, replies ending in an error message {r.failed_replies}, "
+            f"N={r.n}: failed acks {r.failed_acks}, replies ending in an error message {r.failed_replies} "
+            f"(over quota {r.over_quota}, with a quota notice {r.quota_notices}), "
             f"unfinished at the deadline {r.unsettled}, first-text samples {len(r.first_text_ms)}, "
-            f"aborted model streams {r.aborted_streams}, bot log lines {r.bot_log_lines}; "
-            f"Redis: {breakdown or 'none'}"
+            f"aborted model streams {r.aborted_streams}, bot log lines {r.bot_log_lines}"
         )
+        lines.append(f"  Redis sent by bot (MONITOR): {sent or 'none'}")
+        lines.append(
+            f"  Redis run by server (commandstats, incl. {r.redis_script_lines} by scripts): "
+            f"{server or 'none'}"
+            + (f"; bench's own lines left out: {r.redis_bench_lines}" if r.redis_bench_lines else "")
+            + (f"; unparsed MONITOR lines: {r.redis_unparsed_lines}" if r.redis_unparsed_lines else "")
+        )
+        for text, count in sorted(r.failure_texts.items(), key=lambda item: -item[1])[:3]:
+            lines.append(f"  {count}x ended as: {text!r}")
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from bot.conversation import ConversationService
 from bot.domain import IncomingMessage, ThreadKey
+from bot.errors import StoreUnavailable, user_message
 from bot.local_files import LocalFileFetcher, local_attachment
 
 CONSOLE_THREAD = ThreadKey(team="console", channel="console", thread_ts="local")
@@ -65,13 +66,20 @@ async def run_console(
             return
         text = line.strip()
         if text == "/reset":
-            await conversation.forget(CONSOLE_THREAD)
-            out.write("(conversation forgotten)\n")
+            out.write(await _reset(conversation))
         elif text.startswith("/") and not text.startswith("/image "):
             out.write(f"Unknown command {text.split()[0]}. {HELP}\n")
         elif text:
             message = console_message(text, f"{time.time():.6f}-{turn}")
             await conversation.answer(message, ConsoleSink(out), files)
+
+
+async def _reset(conversation: ConversationService) -> str:
+    try:
+        await conversation.forget(CONSOLE_THREAD)
+    except StoreUnavailable as exc:
+        return f"[!] {user_message(exc)}\n"
+    return "(conversation forgotten)\n"
 
 
 def console_message(line: str, message_ts: str) -> IncomingMessage:

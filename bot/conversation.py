@@ -50,10 +50,9 @@ class ConversationConfig:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A finished answer: its Markdown text, how the model ended, and the notes to end the reply with."""
+    """A finished answer: its Markdown text and the notes to end the reply with."""
 
     text: str
-    end: StreamEnd
     notices: str
 
 
@@ -133,6 +132,12 @@ class ConversationService:
             self._metrics.replies.labels(type(exc).__name__).inc()
             await sink.fail(user_message(exc))
             return
+        except Exception:
+            # A bug must still end the reply visibly, never as a placeholder left spinning.
+            log.exception("reply_crashed")
+            self._metrics.replies.labels("crashed").inc()
+            await sink.fail(user_message(GlmbotError()))
+            return
         # Stored before the final edit, so a follow-up sent after seeing the answer always finds it.
         await self._remember(message.thread, newest, answer.text)
         await sink.finish(answer.text + answer.notices + problems_notice(collected.problems))
@@ -160,16 +165,22 @@ class ConversationService:
             request = await self._request(message.thread, prompt.messages, collected, reservation.max_tokens)
             end = await self._stream(request, sink, started, progress)
         except ModelStreamFailed:
-            # The request reached the model, so what it consumed is charged (estimated).
-            await self._billing.settle(reservation, prompt.estimated_tokens, progress, usage=None)
+            if progress.text or progress.reasoning:
+                # The model did work before the stream broke: charge what it consumed (estimated).
+                await self._billing.settle(reservation, prompt.estimated_tokens, progress, usage=None)
+            else:
+                await self._billing.release(reservation)
             raise
-        except GlmbotError:
+        except Exception:
             await self._billing.release(reservation)
             raise
         settlement = await self._billing.settle(reservation, prompt.estimated_tokens, progress, end.usage)
+        if not progress.text.strip():
+            # Charged above for what it reported (reasoning, say), but there is nothing to show.
+            raise ModelStreamFailed("the model returned no answer text")
         self._record_usage(end, prompt.estimated_tokens)
         notices = _ending_notice(end, reservation.max_tokens) + quota_notice(settlement, reservation)
-        return Answer(text=progress.text, end=end, notices=notices)
+        return Answer(text=progress.text, notices=notices)
 
     def _record_usage(self, end: StreamEnd, prompt_estimate: int) -> None:
         if end.usage is None:
@@ -221,8 +232,8 @@ class ConversationService:
             else:
                 end = event
         progress.text += visible.finish()
-        if end is None or not progress.text.strip():
-            raise ModelStreamFailed("the model returned no answer text")
+        if end is None:
+            raise ModelStreamFailed("the model stream ended without a finish")
         return end
 
     async def _remember(self, thread: ThreadKey, question: ChatMessage, answer: str) -> None:

@@ -7,9 +7,8 @@ replicas any of them may get any copy. The first to ``SET NX`` the message's key
 from __future__ import annotations
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
-from bot.store import store_error
+from bot.store import store_errors
 
 # Slack retries for about five minutes; a day leaves room for slow redeliveries and clock skew.
 CLAIM_TTL_SECONDS = 24 * 3600
@@ -24,7 +23,5 @@ class MessageClaims:
     async def claim(self, team: str, channel: str, message_ts: str) -> bool:
         """True for the first caller for this message, False for every later one."""
         key = f"glmbot:{{msg:{team}:{channel}:{message_ts}}}:claimed"
-        try:
+        with store_errors("message claim"):
             return bool(await self._client.set(key, "1", nx=True, ex=CLAIM_TTL_SECONDS))
-        except (RedisError, OSError) as exc:
-            raise store_error("message claim", exc) from exc

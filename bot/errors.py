@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.quota import format_usd
+from bot.quota import format_moment, format_usd
 
 
 class GlmbotError(Exception):
@@ -93,7 +93,7 @@ def user_message(error: GlmbotError) -> str:
     if isinstance(error, QuotaExceeded):
         return (
             f"You have reached your glmbot spend limit: {format_usd(error.spent_pico)} used of "
-            f"{format_usd(error.limit_pico)}. It resets {error.resets_at:%Y-%m-%d %H:%M} UTC. "
+            f"{format_usd(error.limit_pico)}. It resets {format_moment(error.resets_at)}. "
             "To get more, ask a glmbot admin (they manage limits with /glm-quota)."
         )
     if isinstance(error, ModelRejected):

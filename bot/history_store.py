@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+import structlog
 
 from bot.domain import ChatMessage, ImageRef, Role, ThreadKey
-from bot.store import store_error
+from bot.store import store_errors
+
+log = structlog.get_logger(__name__)
 
 MAX_ENTRIES = 400
 _APPEND = """
@@ -42,35 +44,33 @@ class HistoryStore:
         self._ttl_seconds = ttl_seconds
         self._append = client.register_script(_APPEND)
 
+    @property
+    def scripts(self) -> tuple[str, ...]:
+        """The Lua sources this store runs, for preloading at start."""
+        return (_APPEND,)
+
     async def load(self, thread: ThreadKey) -> list[ChatMessage]:
         """The thread's messages, oldest first."""
-        try:
+        with store_errors("history load"):
             raw = await self._client.lrange(history_key(thread), 0, -1)
-        except (RedisError, OSError) as exc:
-            raise store_error("history load", exc) from exc
-        return [_decode(entry) for entry in raw]
+        decoded = [_decode(entry) for entry in raw]
+        return [message for message in decoded if message is not None]
 
     async def append(self, thread: ThreadKey, messages: Sequence[ChatMessage]) -> None:
         """Append messages in one atomic step and renew the thread's TTL."""
         entries = [json.dumps(_encode(m), ensure_ascii=False) for m in messages]
-        try:
+        with store_errors("history append"):
             await self._append(keys=[history_key(thread)], args=[self._ttl_seconds, MAX_ENTRIES, *entries])
-        except (RedisError, OSError) as exc:
-            raise store_error("history append", exc) from exc
 
     async def exists(self, thread: ThreadKey) -> bool:
         """True when the bot has a conversation in this thread."""
-        try:
+        with store_errors("history lookup"):
             return bool(await self._client.exists(history_key(thread)))
-        except (RedisError, OSError) as exc:
-            raise store_error("history lookup", exc) from exc
 
     async def forget(self, thread: ThreadKey) -> None:
         """Delete the thread's history."""
-        try:
+        with store_errors("history delete"):
             await self._client.delete(history_key(thread))
-        except (RedisError, OSError) as exc:
-            raise store_error("history delete", exc) from exc
 
 
 def _encode(message: ChatMessage) -> dict[str, object]:
@@ -80,8 +80,13 @@ def _encode(message: ChatMessage) -> dict[str, object]:
     return entry
 
 
-def _decode(entry: str | bytes) -> ChatMessage:
-    data = json.loads(entry)
-    role: Role = "assistant" if data["role"] == "assistant" else "user"
-    images = tuple(ImageRef(**image) for image in data.get("images", ()))
-    return ChatMessage(role, str(data["text"]), images)
+def _decode(entry: str | bytes) -> ChatMessage | None:
+    """One stored message; an entry that cannot be read is skipped rather than breaking the thread."""
+    try:
+        data = json.loads(entry)
+        role: Role = "assistant" if data["role"] == "assistant" else "user"
+        images = tuple(ImageRef(**image) for image in data.get("images", ()))
+        return ChatMessage(role, str(data["text"]), images)
+    except (ValueError, KeyError, TypeError):
+        log.warning("history_entry_unreadable")
+        return None

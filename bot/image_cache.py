@@ -12,10 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
 from bot.domain import ImageRef, ThreadKey
-from bot.store import store_error
+from bot.store import store_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,24 +42,20 @@ class ImageCache:
         ids = list(dict.fromkeys(file_ids))
         if not ids:
             return {}
-        try:
+        with store_errors("image cache read"):
             values = await self._client.mget([image_key(thread, file_id) for file_id in ids])
-        except (RedisError, OSError) as exc:
-            raise store_error("image cache read", exc) from exc
         return {file_id: _decode(value) for file_id, value in zip(ids, values, strict=True) if value}
 
     async def save(self, thread: ThreadKey, images: Sequence[CachedImage]) -> None:
         """Cache images by file id, each with the cache TTL."""
         if not images:
             return
-        try:
+        with store_errors("image cache write"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for image in images:
                     value = json.dumps({"ref": asdict(image.ref), "url": image.data_url})
                     pipe.set(image_key(thread, image.ref.file_id), value, ex=self._ttl_seconds)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise store_error("image cache write", exc) from exc
 
 
 def _decode(value: str | bytes) -> CachedImage:

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from bot.domain import Attachment, ImageRef, ThreadKey
 from bot.errors import ImageRejected
 from bot.image_cache import CachedImage, ImageCache
-from bot.images import prepare_image
+from bot.images import NOT_AN_IMAGE, prepare_image
 from bot.ports import AttachmentFetcher
 
+# A 40-megapixel decode can take ~150 MB: never run more than this many at once in one process.
+MAX_PARALLEL_DECODES = 2
 IMAGE_MIMETYPES = frozenset(
     {"image/png", "image/jpeg", "image/jpg", "image/gif", "image/webp", "image/heic", "image/heif"}
 )
-NOT_AN_IMAGE = "it is not an image (PNG, JPEG, GIF, WebP or HEIC)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class ImagePipeline:
         self._cache = cache
         self._max_side = max_side
         self._max_per_message = max_per_message
+        self._decoding = asyncio.Semaphore(MAX_PARALLEL_DECODES)
 
     async def collect(
         self, thread: ThreadKey, attachments: Sequence[Attachment], fetcher: AttachmentFetcher
@@ -66,8 +68,9 @@ class ImagePipeline:
     async def _prepare(self, attachment: Attachment, fetcher: AttachmentFetcher) -> CachedImage | str:
         try:
             data = await fetcher.fetch(attachment)
-            # Decoding and resizing are CPU work: keep them off the event loop.
-            prepared = await asyncio.to_thread(prepare_image, data, self._max_side)
+            # Decoding and resizing are CPU work: keep them off the event loop, and few at a time.
+            async with self._decoding:
+                prepared = await asyncio.to_thread(prepare_image, data, self._max_side)
         except ImageRejected as rejected:
             return problem_line(attachment.name, rejected.reason)
         ref = ImageRef(

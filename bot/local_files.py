@@ -36,6 +36,9 @@ class LocalFileFetcher:
     def _read(self, path: Path) -> bytes:
         if not path.is_file():
             raise ImageRejected("there is no such file")
-        if path.stat().st_size > self._max_bytes:
-            raise ImageRejected(f"it is too large (the limit is {self._max_bytes / 2**20:g} MB)")
-        return path.read_bytes()
+        try:
+            if path.stat().st_size > self._max_bytes:
+                raise ImageRejected(f"it is too large (the limit is {self._max_bytes / 2**20:g} MB)")
+            return path.read_bytes()
+        except OSError as exc:
+            raise ImageRejected(f"it cannot be read ({exc.strerror or type(exc).__name__})") from None

@@ -36,6 +36,7 @@ NON_RETRYABLE_ZAI_CODES = frozenset({"1113", "1301"})
 # tool_calls cannot happen (we send no tools) but is a clean finish if a backend reports it.
 NORMAL_FINISHES = {"stop": "stop", "length": "length", "tool_calls": "stop"}
 MAX_WAIT_SECONDS = 30.0
+MODEL_ATTEMPTS = 4
 DETAIL_LIMIT = 200
 
 _ZAI_DOMAINS = ("z.ai", "bigmodel.cn")
@@ -73,7 +74,7 @@ class ModelConfig:
     model: str
     thinking: bool
     thinking_style: ThinkingStyle
-    max_attempts: int = 4
+    max_attempts: int = MODEL_ATTEMPTS
     backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 8.0
 

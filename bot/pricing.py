@@ -87,11 +87,6 @@ def _table() -> Mapping[str, Price]:
     return {str(model): _parse_entry(str(model), entry) for model, entry in raw.items()}
 
 
-def load_price_table() -> dict[str, Price]:
-    """Every model in ``bot/pricing.json`` with its per-token prices (a fresh dict each call)."""
-    return dict(_table())
-
-
 def _override(model: str, setting: str, usd_per_mtok: Decimal) -> int:
     """An operator's price override, converted; a bad value raises ``PricingError`` naming the setting."""
     try:

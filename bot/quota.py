@@ -146,3 +146,8 @@ def plan_reply(
 def notice_due(spent_pico: int, limit_pico: int) -> bool:
     """Whether spending has reached 80% of a positive limit (exact: ``spent * 5 >= limit * 4``)."""
     return limit_pico > 0 and spent_pico * 5 >= limit_pico * 4
+
+
+def format_moment(moment: datetime) -> str:
+    """How a period's end (a reset time) reads to users: ``2026-12-01 00:00 UTC``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -5,19 +5,12 @@ Who may run what is decided by the caller (the Slack handler checks admin rights
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from bot.quota import format_usd
+from bot.quota import format_moment, format_usd
 from bot.quota_commands import QuotaCommand, Reset, SetDefault, SetLimit, Show, ShowOwn
 from bot.quota_ledger import QuotaLedger, QuotaStatus
 
 TOP_COUNT = 10
 _SOURCE = {"user": "a personal limit", "workspace": "the workspace default", "setting": "the default"}
-
-
-def resets_at(moment: datetime) -> str:
-    """How a period end reads to users."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def describe(status: QuotaStatus, own: bool) -> str:
@@ -28,7 +21,7 @@ def describe(status: QuotaStatus, own: bool) -> str:
         f"{whose} glmbot spend this {status.period.kind} ({status.period.label}): "
         f"{format_usd(status.spent_pico)} of {format_usd(status.limit_pico)} "
         f"({_SOURCE[status.limit_source]}), {format_usd(remaining)} left.",
-        f"Replies this {status.period.kind}: {status.replies}. Resets {resets_at(status.period.end)}.",
+        f"Replies this {status.period.kind}: {status.replies}. Resets {format_moment(status.period.end)}.",
     ]
     if status.reserved_pico:
         lines.append(f"{format_usd(status.reserved_pico)} is held for replies in progress.")

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from bot.errors import QuotaExceeded
 from bot.pricing import Price
 from bot.quota import MAX_LIMIT_USD, PICO_PER_USD, Period, PeriodKind, period_at
-from bot.store import store_error
+from bot.store import store_errors
 
 log = structlog.get_logger(__name__)
 
@@ -93,11 +93,24 @@ return {1, tokens, amount, limit}
 """
 
 # KEYS: spend hash, reservations hash.
-# ARGV: reservation id, charge, notice threshold (-1: never), spend TTL seconds.
-# Returns {spent, 1 when this call set the notice flag else 0}.
+# ARGV: reservation id, charge, notice threshold (-1: never), spend TTL seconds, now_ms, limit.
+# The charge is also capped by what the limit leaves beside the user's other live reservations: if this
+# reservation expired during a very long reply, its money may have been reserved again meanwhile.
+# Returns {charged, spent, 1 when this call set the notice flag else 0}.
 _SETTLE = """
+local now, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
 redis.call('HDEL', KEYS[2], ARGV[1])
-local spent = redis.call('HINCRBY', KEYS[1], 'spent', ARGV[2])
+local others = 0
+local entries = redis.call('HGETALL', KEYS[2])
+for i = 1, #entries, 2 do
+  local amount, expires = string.match(entries[i + 1], '^(%d+):(%d+)$')
+  if amount ~= nil and tonumber(expires) > now then
+    others = others + tonumber(amount)
+  end
+end
+local before = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+local charge = math.min(tonumber(ARGV[2]), math.max(0, limit - before - others))
+local spent = redis.call('HINCRBY', KEYS[1], 'spent', string.format('%d', charge))
 redis.call('HINCRBY', KEYS[1], 'replies', 1)
 local threshold = tonumber(ARGV[3])
 local due = 0
@@ -105,7 +118,7 @@ if threshold >= 0 and spent >= threshold then
   due = redis.call('HSETNX', KEYS[1], 'notified', 1)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-return {spent, due}
+return {charge, spent, due}
 """
 
 
@@ -240,6 +253,11 @@ class QuotaLedger:
         self._settle = client.register_script(_SETTLE)
         self._workspace_cache: tuple[datetime, int | None] | None = None
 
+    @property
+    def scripts(self) -> tuple[str, ...]:
+        """The Lua sources this ledger runs, for preloading at start."""
+        return (_RESERVE, _SETTLE)
+
     async def reserve(
         self, user: str, input_tokens: int, max_tokens: int, min_tokens: int, price: Price
     ) -> Reservation:
@@ -266,10 +284,8 @@ class QuotaLedger:
             now_ms + self._reservation_ttl_seconds * 1000,
             2 * self._reservation_ttl_seconds,
         ]
-        try:
+        with store_errors("quota reserve"):
             result: Sequence[Any] = await self._reserve(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise store_error("quota reserve", exc) from exc
         granted, first, second, limit = (int(value) for value in result)
         if not granted:
             raise QuotaExceeded(limit, first + second, period.end)
@@ -290,36 +306,34 @@ class QuotaLedger:
         user, label = reservation.user, reservation.period.label
         ttl = self._retention_seconds(reservation.period)
         keys = [spend_key(user, label), reservations_key(user)]
-        args: list[str | int] = [reservation.id, charge, _notice_threshold(reservation.limit_pico), ttl]
-        try:
+        threshold = _notice_threshold(reservation.limit_pico)
+        now_ms = _epoch_ms(self._clock())
+        args: list[str | int] = [reservation.id, charge, threshold, ttl, now_ms, reservation.limit_pico]
+        with store_errors("quota settle"):
             result: Sequence[Any] = await self._settle(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise store_error("quota settle", exc) from exc
-        if charge:
-            await self._bump_top(label, user, charge, ttl)
-        spent, due = (int(value) for value in result)
-        return Settlement(charge, spent, reservation.limit_pico, bool(due))
+        charged, spent, due = (int(value) for value in result)
+        if charged < charge:
+            log.warning("quota_charge_capped_at_limit", user=user, cost_pico=charge, charged_pico=charged)
+        if charged:
+            await self._bump_top(label, user, charged, ttl)
+        return Settlement(charged, spent, reservation.limit_pico, bool(due))
 
     async def release(self, reservation: Reservation) -> None:
         """Nothing was spent: drop the reservation."""
-        try:
+        with store_errors("quota release"):
             await self._client.hdel(reservations_key(reservation.user), reservation.id)
-        except (RedisError, OSError) as exc:
-            raise store_error("quota release", exc) from exc
 
     async def status(self, user: str) -> QuotaStatus:
         """The user's spend, live reservations and limit in the current period."""
         now = self._clock()
         period = period_at(now, self._kind)
         workspace = await self._workspace_default(now)
-        try:
+        with store_errors("quota status"):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.get(limit_key(user))
                 pipe.hmget(spend_key(user, period.label), ["spent", "replies"])
                 pipe.hgetall(reservations_key(user))
                 own, (spent, replies), entries = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise store_error("quota status", exc) from exc
         limit, source = self._resolve_limit(own, workspace)
         reserved = _live_reserved(entries, _epoch_ms(now))
         return QuotaStatus(user, period, _as_int(spent), reserved, limit, _as_int(replies), source)
@@ -327,25 +341,21 @@ class QuotaLedger:
     async def set_user_limit(self, user: str, limit_pico: int | None) -> None:
         """Give ``user`` their own limit; None removes it (the workspace default applies again)."""
         _check_limit(limit_pico)
-        try:
+        with store_errors("quota set limit"):
             if limit_pico is None:
                 await self._client.delete(limit_key(user))
             else:
                 await self._client.set(limit_key(user), limit_pico)
-        except (RedisError, OSError) as exc:
-            raise store_error("quota set limit", exc) from exc
 
     async def set_workspace_default(self, limit_pico: int | None) -> None:
         """Set the workspace default limit (overrides the setting); None removes it."""
         _check_limit(limit_pico)
         self._workspace_cache = None
-        try:
+        with store_errors("quota set default"):
             if limit_pico is None:
                 await self._client.delete(DEFAULT_KEY)
             else:
                 await self._client.set(DEFAULT_KEY, limit_pico)
-        except (RedisError, OSError) as exc:
-            raise store_error("quota set default", exc) from exc
 
     async def reset_user(self, user: str) -> None:
         """Zero this period's spend, replies and notice flag, and drop live reservations.
@@ -353,23 +363,19 @@ class QuotaLedger:
         Other periods' spend is kept.
         """
         period = period_at(self._clock(), self._kind)
-        try:
+        with store_errors("quota reset"):
             await self._client.delete(spend_key(user, period.label), reservations_key(user))
             await self._client.zrem(top_key(period.label), user)
-        except (RedisError, OSError) as exc:
-            raise store_error("quota reset", exc) from exc
 
     async def top(self, count: int = 10) -> list[tuple[str, int]]:
         """This period's top spenders as (user, spent_pico), highest first."""
         if count <= 0:
             return []
         period = period_at(self._clock(), self._kind)
-        try:
+        with store_errors("quota top"):
             rows: list[Any] = await self._client.zrevrange(
                 top_key(period.label), 0, count - 1, withscores=True
             )
-        except (RedisError, OSError) as exc:
-            raise store_error("quota top", exc) from exc
         return [(_text(user), int(score)) for user, score in rows]
 
     async def _bump_top(self, label: str, user: str, charge: int, ttl: int) -> None:
@@ -384,7 +390,7 @@ class QuotaLedger:
                 pipe.expire(top_key(label), ttl)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            log.warning("quota_top_update_failed", error=str(store_error("quota top update", exc)))
+            log.warning("quota_top_update_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _retention_seconds(self, period: Period) -> int:
         """Seconds from now until 90 days after ``period`` ends (at least 1)."""
@@ -408,10 +414,8 @@ class QuotaLedger:
         cached = self._workspace_cache
         if cached is not None and timedelta(0) <= now - cached[0] < timedelta(seconds=DEFAULT_CACHE_SECONDS):
             return cached[1]
-        try:
+        with store_errors("quota default"):
             raw = await self._client.get(DEFAULT_KEY)
-        except (RedisError, OSError) as exc:
-            raise store_error("quota default", exc) from exc
         value = None if raw is None else int(raw)
         self._workspace_cache = (now, value)
         return value

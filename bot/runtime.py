@@ -19,14 +19,14 @@ from bot.history_store import HistoryStore
 from bot.image_cache import ImageCache
 from bot.image_pipeline import ImagePipeline
 from bot.metrics import Metrics
-from bot.model_client import ModelClient, ModelConfig, thinking_style_for
+from bot.model_client import MAX_WAIT_SECONDS, MODEL_ATTEMPTS, ModelClient, ModelConfig, thinking_style_for
 from bot.prompt import DEFAULT_SYSTEM_PROMPT
 from bot.quota import usd_to_pico
 from bot.quota_admin import QuotaAdmin
 from bot.quota_ledger import QuotaLedger
 from bot.settings import Settings
 from bot.settlement import Billing
-from bot.store import open_store
+from bot.store import open_store, preload_scripts
 
 DAY_SECONDS = 24 * 3600
 
@@ -57,7 +57,22 @@ def model_config(settings: Settings) -> ModelConfig:
 
 def quota_ledger(settings: Settings, store: redis.Redis) -> QuotaLedger:
     """The spend ledger with the configured default limit and period."""
-    return QuotaLedger(store, usd_to_pico(settings.quota_default_usd), settings.quota_period)
+    return QuotaLedger(
+        store,
+        usd_to_pico(settings.quota_default_usd),
+        settings.quota_period,
+        reservation_ttl_seconds=reservation_ttl_seconds(settings),
+    )
+
+
+def reservation_ttl_seconds(settings: Settings) -> int:
+    """How long a reply's reservation is held: longer than any reply can take.
+
+    Every model attempt may time out (plus its backoff) before the first token, and then the longest
+    answer may stream at a slow 10 tokens per second. Only a crashed reply waits this long to release.
+    """
+    attempts = MODEL_ATTEMPTS * (settings.glm_timeout_seconds + MAX_WAIT_SECONDS)
+    return int(attempts + settings.glm_max_output_tokens / 10)
 
 
 @asynccontextmanager
@@ -76,8 +91,10 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             max_per_message=settings.image_max_per_message,
         )
         ledger = quota_ledger(settings, store)
+        history = HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS)
+        await preload_scripts(store, (*history.scripts, *ledger.scripts))
         conversation = ConversationService(
-            history=HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS),
+            history=history,
             images=images,
             billing=Billing(ledger, settings.price(), settings.quota_min_reply_tokens),
             claims=MessageClaims(store),

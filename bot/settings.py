@@ -86,6 +86,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value
 
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        # slack_sdk joins method names onto this URL: without the slash, ".../api" + "chat.update"
+        # would lose the "/api" part.
+        return value if value.endswith("/") else value + "/"
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
@@ -97,6 +104,13 @@ class Settings(BaseSettings):
     def _output_fits_context(self) -> Settings:
         if self.glm_max_output_tokens >= self.glm_context_tokens:
             raise ValueError("GLM_MAX_OUTPUT_TOKENS must be smaller than GLM_CONTEXT_TOKENS")
+        return self
+
+    @model_validator(mode="after")
+    def _minimal_reply_fits(self) -> Settings:
+        if self.quota_min_reply_tokens > self.glm_max_output_tokens:
+            # Otherwise every request would look unaffordable and everyone would be refused.
+            raise ValueError("QUOTA_MIN_REPLY_TOKENS must not exceed GLM_MAX_OUTPUT_TOKENS")
         return self
 
     @model_validator(mode="after")

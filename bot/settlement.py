@@ -14,7 +14,7 @@ import structlog
 
 from bot.domain import Usage
 from bot.pricing import Price, cost_pico
-from bot.quota import format_usd
+from bot.quota import format_moment, format_usd
 from bot.quota_ledger import QuotaLedger, Reservation, Settlement
 from bot.tokens import estimate_text_tokens
 
@@ -70,5 +70,5 @@ def quota_notice(settlement: Settlement, reservation: Reservation) -> str:
     period = reservation.period
     return (
         f"\n\n_You have used {format_usd(settlement.spent_pico)} of your {format_usd(settlement.limit_pico)} "
-        f"limit for this {period.kind}; it resets {period.end:%Y-%m-%d %H:%M} UTC._"
+        f"limit for this {period.kind}; it resets {format_moment(period.end)}._"
     )

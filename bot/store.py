@@ -6,6 +6,9 @@ cases. It lives in one process and forgets everything on restart: fine for tryin
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
 import redis.asyncio as redis
 import structlog
 from fakeredis import FakeServer
@@ -45,9 +48,26 @@ def open_store(redis_url: str | None) -> redis.Redis:
     return redis.Redis.from_pool(pool)
 
 
-def store_error(action: str, exc: Exception) -> StoreUnavailable:
-    """A StoreUnavailable that keeps the cause readable in the logs (e.g. "history load: TimeoutError")."""
-    return StoreUnavailable(f"{action}: {type(exc).__name__}: {exc}")
+@contextmanager
+def store_errors(action: str) -> Iterator[None]:
+    """Turn Redis failures inside the block into StoreUnavailable, keeping the cause readable in logs."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"{action}: {type(exc).__name__}: {exc}") from exc
+
+
+async def preload_scripts(client: redis.Redis, sources: Iterable[str]) -> None:
+    """Load Lua scripts at start, so a burst of first replies does not all hit NOSCRIPT and reload them.
+
+    A store that is down at start is not fatal: replies fail closed until it answers, and the scripts
+    load on first use.
+    """
+    try:
+        for source in sources:
+            await client.script_load(source)
+    except (RedisError, OSError) as exc:
+        log.warning("scripts_not_preloaded", detail=f"{type(exc).__name__}: {exc}")
 
 
 async def store_answers(client: redis.Redis) -> bool:

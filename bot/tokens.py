@@ -8,7 +8,6 @@ estimate so the ratio can be checked in production.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from bot.domain import ChatMessage
 
@@ -32,8 +31,3 @@ def estimate_message_tokens(message: ChatMessage) -> int:
     """Tokens one chat message takes: template overhead, text, and each image's exact token count."""
     images = sum(image.tokens for image in message.images)
     return MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(message.text) + images
-
-
-def estimate_prompt_tokens(messages: Iterable[ChatMessage]) -> int:
-    """Tokens a whole request's messages take."""
-    return REQUEST_OVERHEAD_TOKENS + sum(estimate_message_tokens(m) for m in messages)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.errors import StoreUnavailable
 from handlers.context import bind_event
 from handlers.parsing import incoming_message, is_person_message, mentions, thread_of
 from handlers.services import Services
+
+log = structlog.get_logger(__name__)
 
 
 async def on_message(
@@ -30,7 +34,12 @@ async def on_message(
         thread = thread_of(event, team_id)
         if thread is None or mentions(str(event.get("text") or ""), bot_user_id):
             return
-        if not await services.conversation.knows_thread(thread):
+        try:
+            if not await services.conversation.knows_thread(thread):
+                return
+        except StoreUnavailable as exc:
+            # Whether this thread is ours is unknown; answering every thread reply would be worse.
+            log.error("follow_up_check_failed", detail=str(exc))
             return
     message = incoming_message(event, team_id, bot_user_id)
     bind_event(message, body)

@@ -109,6 +109,8 @@ class SlackReplyStreamer:
                 self._changed.set()
                 continue
             except SlackUnavailable:
+                # Count only consecutive failures: a blip early in the stream must not use up the
+                # attempts the final edit needs.
                 failures += 1
                 if final and failures >= FINAL_EDIT_ATTEMPTS:
                     log.error("final_edit_failed", attempts=failures)
@@ -117,6 +119,7 @@ class SlackReplyStreamer:
                 if final:
                     self._changed.set()
                 continue
+            failures = 0
             self._pacer.edited(self._clock())
             if final:
                 return
@@ -131,6 +134,8 @@ class SlackReplyStreamer:
             self._carry = carry
             self._current_ts = None
             remainder = self._carry + text[self._committed :]
+        if final and not remainder.strip():
+            return  # the answer ended exactly at a cut: the last message already holds it all
         await self._send(to_mrkdwn(remainder) if final else render_partial(remainder) + TYPING_CURSOR)
 
     async def _send(self, body: str) -> None:

@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.metrics import CONTENT_TYPE
 from bot.runtime import Core
 from bot.settings import Settings
 from bot.store import store_answers
@@ -81,7 +82,7 @@ def build_web_app(core: Core, bolt: AsyncApp | None) -> web.Application:
         return web.json_response({"status": "ok" if ok else "store unavailable"}, status=200 if ok else 503)
 
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=core.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        return web.Response(body=core.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     app = web.Application()
     app.add_routes([web.get("/healthz", healthz), web.get("/metrics", metrics)])

@@ -182,10 +182,20 @@ async def test_unsettled_reservation_expires(ledger: QuotaLedger, clock: Clock) 
     assert (await ledger.status("U1")).reserved_pico == 0
     fresh = await ledger.reserve("U1", 0, 5_000, 1, PRICE)
     assert fresh.max_tokens == 5_000
-    # The late settle still charges: the work happened.
+    # The late settle charges only what the limit leaves beside the fresh reservation: nothing here,
+    # so the user is never charged past the limit.
+    settlement = await ledger.settle(stale, 1_000)
+    assert settlement.charged_pico == 0
+    assert (await ledger.status("U1")).reserved_pico == fresh.amount_pico
+
+
+async def test_late_settle_still_charges_within_the_limit(ledger: QuotaLedger, clock: Clock) -> None:
+    """A reservation that expired during a long reply is still charged when the limit has room."""
+    stale = await ledger.reserve("U1", 0, 5_000, 1, PRICE)
+    clock.advance(601)
     settlement = await ledger.settle(stale, 1_000)
     assert settlement.charged_pico == 1_000
-    assert (await ledger.status("U1")).reserved_pico == fresh.amount_pico
+    assert (await ledger.status("U1")).spent_pico == 1_000
 
 
 async def test_period_rollover(ledger: QuotaLedger, client: redis.Redis, clock: Clock) -> None:
@@ -344,8 +354,9 @@ async def test_a_reply_costs_four_commands(ledger: QuotaLedger, redis_server: Re
     redis_server.reset_stats()
     await ledger.settle(await ledger.reserve("U1", 100, 1_000, 1, PRICE), 1_000)
     # The server also counts the commands run inside the scripts: reserve GET HGETALL HGET HSET EXPIRE,
-    # settle HDEL HINCRBY HINCRBY EXPIRE; outside them ZINCRBY EXPIRE. No GET of the workspace default.
-    assert redis_server.command_count() == 2 + 5 + 4 + 2
+    # settle HDEL HGETALL HGET HINCRBY HINCRBY EXPIRE; outside them ZINCRBY EXPIRE. No GET of the
+    # workspace default.
+    assert redis_server.command_count() == 2 + 5 + 6 + 2
     calls = {name: stat["calls"] for name, stat in redis_server.client.info("commandstats").items()}
     assert (calls["cmdstat_evalsha"], calls["cmdstat_zincrby"]) == (2, 1)
 
