@@ -3,18 +3,16 @@
 This is the edge that meets httpx: every httpx / SSE failure is translated into the ``ModelError``
 tree here, and nothing else in the bot sees a transport exception. The API key only ever goes into
 the ``Authorization`` header; it is never logged and never part of an exception message.
+Decoding each SSE data event (deltas, finish reason, usage, error bodies) is ``model_stream``'s job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -22,8 +20,17 @@ import httpx
 import structlog
 from httpx_sse import EventSource, SSEError, aconnect_sse
 
-from bot.domain import ChatMessage, ModelEvent, ModelRequest, ReasoningDelta, StreamEnd, TextDelta, Usage
+from bot.domain import ChatMessage, ModelEvent, ModelRequest, StreamEnd
 from bot.errors import ModelRejected, ModelStreamFailed, ModelUnavailable
+from bot.model_stream import (
+    DETAIL_LIMIT,
+    StreamState,
+    chunk_deltas,
+    error_code_and_message,
+    parse_chunk,
+    parse_retry_after,
+    parse_usage,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -33,11 +40,8 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Z.ai overloads HTTP 429: these business codes mean "no credit" and "content refused", which
 # waiting will not fix.
 NON_RETRYABLE_ZAI_CODES = frozenset({"1113", "1301"})
-# tool_calls cannot happen (we send no tools) but is a clean finish if a backend reports it.
-NORMAL_FINISHES = {"stop": "stop", "length": "length", "tool_calls": "stop"}
 MAX_WAIT_SECONDS = 30.0
 MODEL_ATTEMPTS = 4
-DETAIL_LIMIT = 200
 
 _ZAI_DOMAINS = ("z.ai", "bigmodel.cn")
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -87,14 +91,6 @@ class _RetryableError(Exception):
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
-
-
-@dataclass(slots=True)
-class _StreamState:
-    """What the data events said about how the stream ended."""
-
-    finish_reason: str | None = None
-    usage: Usage | None = None
 
 
 class ModelClient:
@@ -153,7 +149,7 @@ class ModelClient:
     async def _attempt(self, body: dict[str, object]) -> AsyncGenerator[ModelEvent, None]:
         """One HTTP request: yield its events, or raise ``_RetryableError`` / a final ``ModelError``."""
         headers = {"Authorization": f"Bearer {self._config.api_key}"}
-        state = _StreamState()
+        state = StreamState()
         try:
             async with aconnect_sse(self._http, "POST", self._url, json=body, headers=headers) as source:
                 if not source.response.is_success:
@@ -178,11 +174,11 @@ class ModelClient:
     async def _raise_for_status(self, response: httpx.Response) -> None:
         """Turn an HTTP error status into ``_RetryableError`` or a final ``ModelError``."""
         await response.aread()
-        code, message = _error_code_and_message(response.content)
+        code, message = error_code_and_message(response.content)
         detail = self._redact(message or response.reason_phrase or "no detail")[:DETAIL_LIMIT]
         status = response.status_code
         if status in RETRYABLE_STATUSES and code not in NON_RETRYABLE_ZAI_CODES:
-            retry_after = _parse_retry_after(response.headers.get("retry-after"))
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise _RetryableError(f"HTTP {status}", status=status, retry_after=retry_after)
         if status >= 500:
             raise ModelUnavailable(f"model endpoint answered {status}: {detail}")
@@ -213,7 +209,7 @@ def _wire_message(message: ChatMessage, images: Mapping[str, str]) -> dict[str, 
     return {"role": message.role, "content": parts}
 
 
-async def _read_events(source: EventSource, state: _StreamState) -> AsyncGenerator[ModelEvent, None]:
+async def _read_events(source: EventSource, state: StreamState) -> AsyncGenerator[ModelEvent, None]:
     """Yield deltas from the SSE data events until ``[DONE]`` or EOF, recording finish and usage."""
     async with aclosing(source.aiter_sse()) as messages:
         async for sse in messages:
@@ -223,93 +219,9 @@ async def _read_events(source: EventSource, state: _StreamState) -> AsyncGenerat
                 continue
             if data == "[DONE]":
                 return
-            chunk = _parse_chunk(data)
-            usage = _parse_usage(chunk.get("usage"))
+            chunk = parse_chunk(data)
+            usage = parse_usage(chunk.get("usage"))
             if usage is not None:
                 state.usage = usage
-            for event in _chunk_deltas(chunk, state):
+            for event in chunk_deltas(chunk, state):
                 yield event
-
-
-def _parse_chunk(data: str) -> dict[str, object]:
-    """Decode one data event; error events and garbage end the stream as a failure."""
-    try:
-        chunk = json.loads(data)
-    except json.JSONDecodeError:
-        raise ModelStreamFailed("model stream sent malformed JSON") from None
-    if not isinstance(chunk, dict):
-        raise ModelStreamFailed("model stream sent a non-object data event")
-    if chunk.get("error"):
-        _code, message = _error_code_and_message(data.encode())
-        raise ModelStreamFailed(f"model stream reported an error: {(message or 'no detail')[:DETAIL_LIMIT]}")
-    return chunk
-
-
-def _chunk_deltas(chunk: dict[str, object], state: _StreamState) -> list[ModelEvent]:
-    """Deltas of ``choices[0]`` (which may be absent); records a finish reason as a side effect."""
-    choices = chunk.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return []
-    choice = choices[0]
-    events: list[ModelEvent] = []
-    delta = choice.get("delta")
-    if isinstance(delta, dict):
-        # Z.ai and vLLM say reasoning_content, OpenRouter says reasoning; never take both twice.
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
-            events.append(ReasoningDelta(reasoning))
-        content = delta.get("content")
-        if isinstance(content, str) and content:
-            events.append(TextDelta(content))
-    reason = choice.get("finish_reason")
-    if isinstance(reason, str) and reason:
-        if reason not in NORMAL_FINISHES:
-            raise ModelStreamFailed(f"model stream finished with {reason[:DETAIL_LIMIT]!r}")
-        state.finish_reason = NORMAL_FINISHES[reason]
-    return events
-
-
-def _parse_usage(raw: object) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-    prompt = raw.get("prompt_tokens")
-    completion = raw.get("completion_tokens")
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return None
-    return Usage(prompt_tokens=prompt, completion_tokens=completion)
-
-
-def _error_code_and_message(body: bytes) -> tuple[str | None, str | None]:
-    """Business code and message of an error body: ``{"error": {...}}`` or Z.ai's flat shape."""
-    try:
-        parsed = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None, None
-    if not isinstance(parsed, dict):
-        return None, None
-    inner = parsed.get("error")
-    source = inner if isinstance(inner, dict) else parsed
-    code = source.get("code")
-    message = source.get("message")
-    if not isinstance(message, str) and isinstance(inner, str):
-        message = inner
-    return (
-        str(code) if code is not None else None,
-        message if isinstance(message, str) else None,
-    )
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: integer seconds or an HTTP-date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -1,23 +1,7 @@
 """Per-user spend quotas in Redis: reserve the worst case of a reply, settle to its real cost.
 
-Key layout (money is an integer number of picodollars; every amount stays below 2**53 because limits are
-capped at ``MAX_LIMIT_USD``, so Lua's doubles hold them exactly):
-
-* ``glmbot:{quota:<user>}:limit`` -- string, the user's own limit. Permanent.
-* ``glmbot:{quota:<user>}:spend:<period label>`` -- hash ``spent``, ``replies``, ``notified``. Expires 90
-  days after the period ends, so past periods stay readable for reporting.
-* ``glmbot:{quota:<user>}:reservations`` -- hash reservation id -> ``"<amount>:<expires_at_ms>"``. Its TTL
-  is renewed to twice the reservation TTL on each reserve; expired entries are dropped by the next reserve.
-* ``glmbot:quota:default`` -- string, the workspace default limit. Permanent.
-* ``glmbot:quota:top:<period label>`` -- sorted set user -> spent. Same TTL as the spend hashes.
-
-The braces are a Redis Cluster hash tag: every key of one user is in one slot, and each Lua script touches
-that slot only. The workspace keys live elsewhere and are used with plain commands outside the scripts.
-The limit is the user's own, else the workspace default, else the configured setting; the workspace
-default is read with one GET and cached in-process for ``DEFAULT_CACHE_SECONDS``.
-Periods roll over by themselves: the label is part of the key and comes from the injected clock, and a
-reservation is settled into the period it was made in. Times in the scripts come from that clock too
-(not Redis TIME), so tests can move time.
+The key layout and TTLs are described in ``quota_keys``; the Lua scripts that reserve and settle
+atomically are in ``quota_scripts``.
 """
 
 from __future__ import annotations
@@ -35,91 +19,18 @@ from redis.exceptions import RedisError
 from bot.errors import QuotaExceeded
 from bot.pricing import Price
 from bot.quota import MAX_LIMIT_USD, PICO_PER_USD, Period, PeriodKind, period_at
+from bot.quota_keys import DEFAULT_KEY, limit_key, reservations_key, spend_key, top_key
+from bot.quota_scripts import RESERVE, SETTLE, live_reserved, notice_threshold
 from bot.store import store_errors
 
 log = structlog.get_logger(__name__)
 
 LimitSource = Literal["user", "workspace", "setting"]
-DEFAULT_KEY = "glmbot:quota:default"
 DEFAULT_CACHE_SECONDS = 30
 HISTORY_RETENTION = timedelta(days=90)
 MAX_LIMIT_PICO = int(MAX_LIMIT_USD) * PICO_PER_USD
 _MAX_EXACT = 2**53  # Lua numbers are doubles: integers below this are exact
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# KEYS: spend hash, reservations hash, limit string.
-# ARGV: now_ms, fallback limit, input_tokens, max_tokens, min_tokens, input price, output price,
-#       reservation id, expires_at_ms, reservations TTL seconds.
-# Returns {1, max_tokens, amount, limit} when granted, {0, spent, reserved, limit} when refused.
-_RESERVE = """
-local now = tonumber(ARGV[1])
-local limit = tonumber(redis.call('GET', KEYS[3]) or ARGV[2])
-local reserved = 0
-local entries = redis.call('HGETALL', KEYS[2])
-for i = 1, #entries, 2 do
-  local amount, expires = string.match(entries[i + 1], '^(%d+):(%d+)$')
-  if amount == nil or tonumber(expires) <= now then
-    redis.call('HDEL', KEYS[2], entries[i])
-  else
-    reserved = reserved + tonumber(amount)
-  end
-end
-local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
-local available = limit - spent - reserved
-local input_tokens, max_tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
-local min_tokens, in_price, out_price = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local input_cost = input_tokens * in_price
-if available < input_cost then
-  return {0, spent, reserved, limit}
-end
-local tokens = max_tokens
-if out_price > 0 then
-  local left = available - input_cost
-  local affordable = math.floor(left / out_price)
-  if affordable * out_price > left then
-    affordable = affordable - 1
-  end
-  if affordable < tokens then
-    tokens = affordable
-  end
-end
-if tokens < min_tokens then
-  return {0, spent, reserved, limit}
-end
-local amount = input_cost + tokens * out_price
-redis.call('HSET', KEYS[2], ARGV[8], string.format('%d:%d', amount, tonumber(ARGV[9])))
-redis.call('EXPIRE', KEYS[2], ARGV[10])
-return {1, tokens, amount, limit}
-"""
-
-# KEYS: spend hash, reservations hash.
-# ARGV: reservation id, charge, notice threshold (-1: never), spend TTL seconds, now_ms, limit.
-# The charge is also capped by what the limit leaves beside the user's other live reservations: if this
-# reservation expired during a very long reply, its money may have been reserved again meanwhile.
-# Returns {charged, spent, 1 when this call set the notice flag else 0}.
-_SETTLE = """
-local now, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('HDEL', KEYS[2], ARGV[1])
-local others = 0
-local entries = redis.call('HGETALL', KEYS[2])
-for i = 1, #entries, 2 do
-  local amount, expires = string.match(entries[i + 1], '^(%d+):(%d+)$')
-  if amount ~= nil and tonumber(expires) > now then
-    others = others + tonumber(amount)
-  end
-end
-local before = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
-local charge = math.min(tonumber(ARGV[2]), math.max(0, limit - before - others))
-local spent = redis.call('HINCRBY', KEYS[1], 'spent', string.format('%d', charge))
-redis.call('HINCRBY', KEYS[1], 'replies', 1)
-local threshold = tonumber(ARGV[3])
-local due = 0
-if threshold >= 0 and spent >= threshold then
-  due = redis.call('HSETNX', KEYS[1], 'notified', 1)
-end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return {charge, spent, due}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,33 +68,6 @@ class Settlement:
     notice_due: bool
 
 
-def limit_key(user: str) -> str:
-    """The user's own limit (permanent)."""
-    return f"glmbot:{{quota:{_checked(user)}}}:limit"
-
-
-def spend_key(user: str, period_label: str) -> str:
-    """The user's spend hash for one period."""
-    return f"glmbot:{{quota:{_checked(user)}}}:spend:{period_label}"
-
-
-def reservations_key(user: str) -> str:
-    """The user's live reservations."""
-    return f"glmbot:{{quota:{_checked(user)}}}:reservations"
-
-
-def top_key(period_label: str) -> str:
-    """The period's top-spenders sorted set."""
-    return f"glmbot:quota:top:{period_label}"
-
-
-def _checked(user: str) -> str:
-    """``user`` if it cannot break the hash tag."""
-    if not user or "{" in user or "}" in user:
-        raise ValueError(f"not a usable user id: {user!r}")
-    return user
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -210,22 +94,6 @@ def _check_request(input_tokens: int, max_tokens: int, min_tokens: int, price: P
         raise ValueError("request too large to price exactly")
 
 
-def _notice_threshold(limit_pico: int) -> int:
-    """The least spend with ``spent * 5 >= limit * 4`` (-1: never, for a zero limit)."""
-    return -(-limit_pico * 4 // 5) if limit_pico > 0 else -1
-
-
-def _live_reserved(entries: dict[Any, Any], now_ms: int) -> int:
-    """Sum of the reservations that have not expired at ``now_ms``."""
-    total = 0
-    for value in entries.values():
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        amount, _, expires = text.partition(":")
-        if amount.isdigit() and expires.isdigit() and int(expires) > now_ms:
-            total += int(amount)
-    return total
-
-
 def _as_int(value: Any) -> int:
     return 0 if value is None else int(value)
 
@@ -249,14 +117,14 @@ class QuotaLedger:
         self._kind: PeriodKind = period_kind
         self._clock = clock
         self._reservation_ttl_seconds = reservation_ttl_seconds
-        self._reserve = client.register_script(_RESERVE)
-        self._settle = client.register_script(_SETTLE)
+        self._reserve = client.register_script(RESERVE)
+        self._settle = client.register_script(SETTLE)
         self._workspace_cache: tuple[datetime, int | None] | None = None
 
     @property
     def scripts(self) -> tuple[str, ...]:
         """The Lua sources this ledger runs, for preloading at start."""
-        return (_RESERVE, _SETTLE)
+        return (RESERVE, SETTLE)
 
     async def reserve(
         self, user: str, input_tokens: int, max_tokens: int, min_tokens: int, price: Price
@@ -306,7 +174,7 @@ class QuotaLedger:
         user, label = reservation.user, reservation.period.label
         ttl = self._retention_seconds(reservation.period)
         keys = [spend_key(user, label), reservations_key(user)]
-        threshold = _notice_threshold(reservation.limit_pico)
+        threshold = notice_threshold(reservation.limit_pico)
         now_ms = _epoch_ms(self._clock())
         args: list[str | int] = [reservation.id, charge, threshold, ttl, now_ms, reservation.limit_pico]
         with store_errors("quota settle"):
@@ -335,7 +203,7 @@ class QuotaLedger:
                 pipe.hgetall(reservations_key(user))
                 own, (spent, replies), entries = await pipe.execute()
         limit, source = self._resolve_limit(own, workspace)
-        reserved = _live_reserved(entries, _epoch_ms(now))
+        reserved = live_reserved(entries, _epoch_ms(now))
         return QuotaStatus(user, period, _as_int(spent), reserved, limit, _as_int(replies), source)
 
     async def set_user_limit(self, user: str, limit_pico: int | None) -> None:

@@ -1,10 +1,12 @@
-"""Turn the model's GitHub-flavoured Markdown into Slack mrkdwn, and split long answers.
+"""Turn the model's GitHub-flavoured Markdown into Slack mrkdwn.
 
-Pure text functions (stdlib only, no I/O):
+Pure text functions (no I/O):
 
 - ``to_mrkdwn(markdown)`` renders a complete answer;
-- ``render_partial(markdown)`` renders a prefix of an answer that is still streaming;
-- ``take_chunk(markdown, limit)`` cuts a long Markdown source at the best boundary.
+- ``render_partial(markdown)`` renders a prefix of an answer that is still streaming.
+
+Inline spans are rendered by ``slack_inline``; splitting a long answer into messages is ``slack_split``'s
+job. Rendering and splitting share the code-block state machine in ``code_fences``.
 
 Rendering rules:
 
@@ -36,19 +38,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
-__all__ = ["render_partial", "take_chunk", "to_mrkdwn"]
+from bot.code_fences import Line, classify
+from bot.slack_inline import escape, inline
 
-_Mode = Literal["slack", "heading", "cell"]
-_Kind = Literal["text", "open", "code", "close"]
+__all__ = ["render_partial", "to_mrkdwn"]
 
 _RULE = "──────────"
 _BULLETS = "•◦▪"
 
-_FENCE = re.compile(r"(?P<indent>[ \t]*)(?P<marker>`{3,}|~{3,})(?P<info>.*)")
 _HR = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*")
 _HEADING = re.compile(r" {0,3}#{1,6}(?:[ \t]+(?P<text>.*?))?(?:[ \t]+#+)?[ \t]*")
 _QUOTE = re.compile(r"[ \t]*(?:>[ \t]?)+(?P<rest>.*)")
@@ -58,62 +56,7 @@ _ORDERED = re.compile(r"(?P<indent>[ \t]*)(?P<marker>\d{1,9}[.)])(?:[ \t]+(?P<re
 _TABLE_SEP = re.compile(r"[ \t]*\|?(?:[ \t]*:?-+:?[ \t]*\|)*[ \t]*:?-+:?[ \t]*\|?[ \t]*")
 _CELL_PIPE = re.compile(r"(?<!\\)\|")
 _HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_LEADING_BLANKS = re.compile(r"\A(?:[ \t]*\n)+")
 _PARTIAL_LINK = re.compile(r"!?\[(?P<label>[^\[\]]*)\]\([^)\s]*\Z")
-_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt);)")
-_PLACEHOLDER = re.compile(r"\x00(\d+)\x01")
-
-# Things that must not be touched by escaping or emphasis, leftmost first.
-_ATOM = re.compile(
-    r"""
-      (?P<esc>\\[\\`*_{}\[\]()\#+\-.!|~<>])
-    | (?P<ticks>`+)(?P<code>.+?)(?<!`)(?P=ticks)(?!`)
-    | (?P<token><[@#!][A-Za-z0-9^|@._-]+>)
-    | <(?P<auto>(?:https?|mailto|ftp):[^\s<>]+)>
-    | !?\[(?P<label>(?:[^\[\]]|\[[^\[\]]*\])*)\]\((?P<url>(?:[^()\s]|\([^()\s]*\))+)(?:[ \t]+"[^"]*")?\)
-    | (?P<bare>https?://[^\s<>]+)
-    """,
-    re.VERBOSE,
-)
-
-_EMPHASIS = re.compile(
-    r"(?<![A-Za-z0-9*])(?P<star>\*{1,3})(?![\s*])(?P<star_body>.+?)(?<![\s*])(?P=star)(?![A-Za-z0-9*])"
-    r"|(?<![A-Za-z0-9_])(?P<under>_{1,3})(?![\s_])(?P<under_body>.+?)(?<![\s_])(?P=under)(?![A-Za-z0-9_])"
-    r"|(?<!~)~~(?![\s~])(?P<tilde_body>.+?)(?<![\s~])~~(?!~)"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Fence:
-    """The opening line of a fenced code block."""
-
-    line: str
-    indent: str
-    marker: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    """One source line, with its place in the code-block state machine."""
-
-    text: str
-    kind: _Kind
-    fence: _Fence | None
-    start: int
-
-    @property
-    def end(self) -> int:
-        """Index of the line break that ends this line."""
-        return self.start + len(self.text)
-
-    @property
-    def rank(self) -> int:
-        """How good a cut right after this line is: 0 paragraph, 1 line, 2 inside code, 3 never."""
-        if self.kind == "code":
-            return 2
-        if self.kind == "open":
-            return 3
-        return 0 if self.kind == "text" and not self.text.strip() else 1
 
 
 # ---------------------------------------------------------------------------------------------- public
@@ -121,7 +64,7 @@ class _Line:
 
 def to_mrkdwn(markdown: str) -> str:
     """Render a complete Markdown text as Slack mrkdwn."""
-    lines = _classify(_clean(markdown).split("\n"))
+    lines = classify(_clean(markdown).split("\n"))
     out: list[str] = []
     index = 0
     while index < len(lines):
@@ -145,30 +88,9 @@ def render_partial(markdown: str) -> str:
     when nothing follows it yet).
     """
     lines = _clean(markdown).split("\n")
-    if _classify(lines)[-1].kind == "text":
+    if classify(lines)[-1].kind == "text":
         lines[-1] = _settle_tail(lines[-1])
     return to_mrkdwn("\n".join(lines))
-
-
-def take_chunk(markdown: str, limit: int) -> tuple[str, str]:
-    """Split a Markdown source longer than ``limit`` characters into ``(head, rest)``.
-
-    ``head`` has at most ``limit`` characters and ends at the best boundary: the last blank line
-    outside code, else the last line break outside code, else the last line break inside a code block
-    (``head`` then gets a closing fence and ``rest`` starts with the reopening fence line), else the
-    last space, else a hard cut. Newlines at the cut are dropped. Short input comes back as is.
-    """
-    if len(markdown) <= limit:
-        return markdown, ""
-    if limit < 1:
-        raise ValueError(f"limit must be positive, got {limit}")
-    lines = _classify(markdown[: limit + 2].split("\n"))
-    candidates = [line for line in lines[:-1] if line.end <= limit + 1]
-    for tier in (0, 1, 2):
-        for line in reversed(candidates):
-            if line.rank <= tier and (chunk := _cut_after(markdown, line, limit)):
-                return chunk
-    return _cut_within_line(markdown, limit, lines)
 
 
 # -------------------------------------------------------------------------------------------- blocks
@@ -179,45 +101,13 @@ def _clean(markdown: str) -> str:
     return markdown.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").replace("\x01", "")
 
 
-def _open_fence(line: str) -> _Fence | None:
-    """The fence that ``line`` opens, if it is an opening fence line."""
-    match = _FENCE.fullmatch(line)
-    if match is None or (match["marker"][0] == "`" and "`" in match["info"]):
-        return None
-    return _Fence(line, match["indent"], match["marker"])
-
-
-def _closes(line: str, fence: _Fence) -> bool:
-    """Whether ``line`` closes the code block opened by ``fence``."""
-    stripped = line.strip()
-    return len(stripped) >= len(fence.marker) and set(stripped) == {fence.marker[0]}
-
-
-def _classify(texts: list[str]) -> list[_Line]:
-    """Run the code-block state machine over the lines."""
-    lines: list[_Line] = []
-    fence: _Fence | None = None
-    start = 0
-    for text in texts:
-        if fence is None:
-            fence = _open_fence(text)
-            lines.append(_Line(text, "text" if fence is None else "open", fence, start))
-        elif _closes(text, fence):
-            lines.append(_Line(text, "close", fence, start))
-            fence = None
-        else:
-            lines.append(_Line(text, "code", fence, start))
-        start += len(text) + 1
-    return lines
-
-
-def _render_block_line(line: _Line) -> str:
+def _render_block_line(line: Line) -> str:
     """Render one line that is not part of a table."""
     if line.kind in ("open", "close"):
         return "```"
     if line.kind == "code" and line.fence is not None:
         spaces = len(line.text) - len(line.text.lstrip(" "))
-        return _escape(line.text[min(spaces, len(line.fence.indent)) :])
+        return escape(line.text[min(spaces, len(line.fence.indent)) :])
     return _render_line(line.text)
 
 
@@ -228,13 +118,13 @@ def _render_line(line: str) -> str:
     if _HR.fullmatch(line):
         return _RULE
     if heading := _HEADING.fullmatch(line):
-        return f"*{_inline(heading['text'], 'heading')}*" if heading["text"] else ""
+        return f"*{inline(heading['text'], 'heading')}*" if heading["text"] else ""
     if quote := _QUOTE.fullmatch(line):
         return f"> {_render_line(quote['rest'])}"
     if (item := _render_list_item(line)) is not None:
         return item
     indent = line[: len(line) - len(line.lstrip())]
-    return indent + _inline(line.strip())
+    return indent + inline(line.strip())
 
 
 def _render_list_item(line: str) -> str | None:
@@ -244,18 +134,18 @@ def _render_list_item(line: str) -> str | None:
         rest = bullet["rest"] or ""
         if task := _TASK.fullmatch(rest):
             box = "☐" if task["mark"] == " " else "☑"
-            return f"{indent}{box} {_inline(task['rest'] or '')}"
+            return f"{indent}{box} {inline(task['rest'] or '')}"
         depth = 0 if len(indent) < 2 else 1 if len(indent) < 6 else 2
-        return f"{indent}{_BULLETS[depth]} {_inline(rest)}"
+        return f"{indent}{_BULLETS[depth]} {inline(rest)}"
     if ordered := _ORDERED.fullmatch(line):
-        return f"{ordered['indent'].expandtabs(4)}{ordered['marker']} {_inline(ordered['rest'] or '')}"
+        return f"{ordered['indent'].expandtabs(4)}{ordered['marker']} {inline(ordered['rest'] or '')}"
     return None
 
 
 # -------------------------------------------------------------------------------------------- tables
 
 
-def _table_end(lines: list[_Line], start: int) -> int:
+def _table_end(lines: list[Line], start: int) -> int:
     """Index just past the GFM table starting at ``start``, or ``start`` if none starts there."""
     if start + 1 >= len(lines) or lines[start].kind != "text" or "|" not in lines[start].text:
         return start
@@ -283,7 +173,7 @@ def _render_table(rows: list[str]) -> list[str]:
     aligns = [_alignment(cell) for cell in _cells(rows[1])]
     count = len(aligns)
     grid = [
-        [_inline(cell, "cell") for cell in (_cells(row) + [""] * count)[:count]]
+        [inline(cell, "cell") for cell in (_cells(row) + [""] * count)[:count]]
         for row in [rows[0], *rows[2:]]
     ]
     widths = [max(1, *(_width(row[column]) for row in grid)) for column in range(count)]
@@ -315,81 +205,6 @@ def _pad(text: str, width: int, align: str) -> str:
     return text + " " * gap
 
 
-# -------------------------------------------------------------------------------------------- inline
-
-
-def _escape(text: str) -> str:
-    """Escape Slack's control characters, leaving existing entities alone."""
-    return _AMPERSAND.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _inline(text: str, mode: _Mode = "slack") -> str:
-    """Render inline Markdown: ``slack`` converts, ``heading`` drops emphasis, ``cell`` makes plain text."""
-    stash: list[str] = []
-
-    def keep(piece: str) -> str:
-        stash.append(piece)
-        return f"\x00{len(stash) - 1}\x01"
-
-    protected = _ATOM.sub(lambda match: _atom(match, mode, keep), text)
-    rendered = _emphasis(_escape(protected), strip=mode != "slack")
-    return _PLACEHOLDER.sub(lambda match: stash[int(match[1])], rendered)
-
-
-def _atom(match: re.Match[str], mode: _Mode, keep: Callable[[str], str]) -> str:
-    """Render one protected construct and hide it behind a placeholder."""
-    if match["esc"]:
-        return keep(_escape(match["esc"][1]))
-    if match["ticks"]:
-        code = match["code"]
-        if code.startswith(" ") and code.endswith(" ") and code.strip():
-            code = code[1:-1]
-        return keep(_escape(code) if mode == "cell" else f"`{_escape(code)}`")
-    if match["token"]:
-        return keep(match["token"])
-    if match["auto"]:
-        return keep(_link(match["auto"], "", mode))
-    if match["bare"]:
-        url, tail = _split_url(match["bare"])
-        return keep(_link(url, "", mode)) + tail
-    return keep(_link(match["url"], _inline(match["label"], "cell"), mode))
-
-
-def _link(url: str, label: str, mode: _Mode) -> str:
-    """A Slack link, or ``label (url)`` as plain text for table cells."""
-    target = _escape(url)
-    if mode == "cell":
-        return f"{label} ({target})" if label and label != target else target
-    target = target.replace("|", "%7C")
-    return f"<{target}|{label}>" if label and label != target else f"<{target}>"
-
-
-def _split_url(url: str) -> tuple[str, str]:
-    """Split trailing punctuation (and an unbalanced ``)``) off a bare URL."""
-    end = len(url)
-    while end > 0 and (
-        url[end - 1] in ".,;:!?'\"*~"
-        or (url[end - 1] == ")" and url.count("(", 0, end) < url.count(")", 0, end))
-    ):
-        end -= 1
-    return url[:end], url[end:]
-
-
-def _emphasis(text: str, *, strip: bool) -> str:
-    """Convert (or, with ``strip``, remove) emphasis markers; nested emphasis is handled recursively."""
-
-    def convert(match: re.Match[str]) -> str:
-        body = _emphasis(match["star_body"] or match["under_body"] or match["tilde_body"], strip=strip)
-        marker = match["star"] or match["under"]
-        if strip:
-            return body
-        if marker is None:
-            return f"~{body}~"
-        return {1: f"_{body}_", 2: f"*{body}*"}.get(len(marker), f"*_{body}_*")
-
-    return _EMPHASIS.sub(convert, text)
-
-
 # ------------------------------------------------------------------------------------------ streaming
 
 
@@ -401,42 +216,3 @@ def _settle_tail(line: str) -> str:
             stem = line.rstrip()
             line = stem.removesuffix(marker) if stem.endswith(marker) else stem + marker
     return line
-
-
-# ---------------------------------------------------------------------------------------- splitting
-
-
-def _cut_after(markdown: str, line: _Line, limit: int) -> tuple[str, str] | None:
-    """Cut at the line break after ``line``; None if the head would be empty or too long."""
-    if line.kind == "code" and line.fence is not None:
-        head = f"{markdown[: line.end]}\n{line.fence.indent}{line.fence.marker}"
-        rest = f"{line.fence.line}\n{markdown[line.end + 1 :]}"
-    else:
-        head = markdown[: line.end].rstrip()
-        rest = _LEADING_BLANKS.sub("", markdown[line.end + 1 :])
-    return (head, rest) if head and len(head) <= limit else None
-
-
-def _cut_within_line(markdown: str, limit: int, lines: list[_Line]) -> tuple[str, str]:
-    """Cut inside a line: at the last space, else hard; a cut code line keeps its fences."""
-    fence = _line_at(lines, limit).fence
-    if fence is not None:
-        close = f"\n{fence.indent}{fence.marker}"
-        high = limit - len(close)
-        line = _line_at(lines, high)
-        if line.kind == "code" and high > line.start:
-            cut = _last_space(markdown, line.start + 1, high)
-            return markdown[:cut] + close, f"{fence.line}\n{markdown[cut:]}"
-    cut = _last_space(markdown, 1, limit)
-    return markdown[:cut].rstrip(" \t") or markdown[:cut], markdown[cut:].lstrip(" \t")
-
-
-def _line_at(lines: list[_Line], index: int) -> _Line:
-    """The line that holds character ``index`` (a line's ending break counts as part of it)."""
-    return next((line for line in reversed(lines) if line.start <= index), lines[0])
-
-
-def _last_space(text: str, low: int, high: int) -> int:
-    """Index of the last space or tab in ``text[low:high + 1]``, else ``high``."""
-    found = max(text.rfind(" ", low, high + 1), text.rfind("\t", low, high + 1))
-    return found if found >= low else high

@@ -20,7 +20,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.edit_pacing import EditPacer
 from bot.errors import SlackUnavailable
 from bot.metrics import Metrics
-from bot.slack_text import render_partial, take_chunk, to_mrkdwn
+from bot.slack_split import take_chunk
+from bot.slack_text import render_partial, to_mrkdwn
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +32,7 @@ TYPING_CURSOR = " ▍"
 MESSAGE_LIMIT = 3500
 POST_ATTEMPTS = 3
 FINAL_EDIT_ATTEMPTS = 5
+MAX_FAILURE_BACKOFF = 10.0
 
 
 class _RateLimited(Exception):
@@ -51,6 +53,7 @@ class SlackReplyStreamer:
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        failure_backoff: float = 2.0,
     ) -> None:
         self._client = client
         self._channel = channel
@@ -59,6 +62,7 @@ class SlackReplyStreamer:
         self._metrics = metrics
         self._clock = clock
         self._sleep = sleep
+        self._failure_backoff = failure_backoff
         self._latest = ""
         self._final = False
         self._changed = asyncio.Event()
@@ -115,7 +119,8 @@ class SlackReplyStreamer:
                 if final and failures >= FINAL_EDIT_ATTEMPTS:
                     log.error("final_edit_failed", attempts=failures)
                     return
-                self._pacer.rate_limited(self._clock(), min(2.0**failures, 10.0))
+                backoff = min(self._failure_backoff * 2.0 ** (failures - 1), MAX_FAILURE_BACKOFF)
+                self._pacer.rate_limited(self._clock(), backoff)
                 if final:
                     self._changed.set()
                 continue

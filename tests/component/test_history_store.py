@@ -104,3 +104,12 @@ async def test_embedded_store_runs_the_same_scripts() -> None:
     assert [m.role for m in await store.load(THREAD)] == ["user", "assistant"]
     assert await store_answers(embedded)
     await embedded.aclose()
+
+
+async def test_unreadable_entry_is_skipped(client: redis.Redis) -> None:
+    """A corrupt entry in a thread's history is skipped; the rest of the thread still loads."""
+    store = HistoryStore(client, ttl_seconds=60)
+    await store.append(THREAD, [ChatMessage("user", "q1")])
+    await client.rpush(history_key(THREAD), "{not json", '{"role": "user"}')
+    await store.append(THREAD, [ChatMessage("assistant", "a1")])
+    assert [m.text for m in await store.load(THREAD)] == ["q1", "a1"]

@@ -14,16 +14,8 @@ from structlog.testing import capture_logs
 from bot.errors import QuotaExceeded, StoreUnavailable
 from bot.pricing import Price
 from bot.quota import notice_due, period_at, plan_reply
-from bot.quota_ledger import (
-    DEFAULT_KEY,
-    MAX_LIMIT_PICO,
-    QuotaLedger,
-    Reservation,
-    limit_key,
-    reservations_key,
-    spend_key,
-    top_key,
-)
+from bot.quota_keys import DEFAULT_KEY, limit_key, reservations_key, spend_key, top_key
+from bot.quota_ledger import MAX_LIMIT_PICO, QuotaLedger, Reservation
 from bot.store import open_store
 from tests.fakes.redis_server import RedisServer
 

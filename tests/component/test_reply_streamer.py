@@ -18,7 +18,7 @@ from tests.fakes.slack_api import FakeSlack
 
 def _streamer(slack: FakeSlack, interval: float = 0.05) -> SlackReplyStreamer:
     client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
-    return SlackReplyStreamer(client, "C1", "1.0", EditPacer(interval), Metrics())
+    return SlackReplyStreamer(client, "C1", "1.0", EditPacer(interval), Metrics(), failure_backoff=0.01)
 
 
 async def test_edits_coalesce_to_latest_text(fake_slack: FakeSlack) -> None:
@@ -88,3 +88,25 @@ async def test_failed_interim_edit_does_not_lose_final(fake_slack: FakeSlack) ->
     await asyncio.sleep(0.1)
     await streamer.finish("complete answer")
     assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["complete answer"]
+
+
+async def test_early_edit_failures_do_not_use_up_final_attempts(fake_slack: FakeSlack) -> None:
+    """Interim edit errors earlier in the stream leave the final edit its full set of attempts."""
+    streamer = _streamer(fake_slack, interval=0.01)
+    await streamer.start()
+    fake_slack.error_next("chat.update", error="internal_error", times=4)
+    for i in range(1, 6):
+        streamer.show("part " * i)
+        await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.update")) >= i)  # noqa: B023
+    fake_slack.error_next("chat.update", error="internal_error", times=1)
+    await streamer.finish("the whole answer")
+    assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["the whole answer"]
+
+
+async def test_answer_ending_at_a_cut_posts_no_empty_message(fake_slack: FakeSlack) -> None:
+    """An answer that ends exactly at a split boundary does not post an empty continuation."""
+    streamer = _streamer(fake_slack)
+    await streamer.start()
+    await streamer.finish("a" * (MESSAGE_LIMIT - 1) + "\n\n")
+    texts = [m.text for m in fake_slack.messages_in("C1", "1.0")]
+    assert texts == ["a" * (MESSAGE_LIMIT - 1)]

@@ -70,6 +70,19 @@ def test_invalid_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, nam
     assert "\n" not in str(caught.value)
 
 
+def test_slack_api_url_gets_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLACK_API_URL without a trailing slash still joins method names correctly."""
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:8080/api")
+    assert load_settings().slack_api_url == "http://127.0.0.1:8080/api/"
+
+
+def test_minimal_reply_must_fit_max_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QUOTA_MIN_REPLY_TOKENS above GLM_MAX_OUTPUT_TOKENS would refuse everyone: refused at start."""
+    monkeypatch.setenv("GLM_MAX_OUTPUT_TOKENS", "128")
+    with pytest.raises(SettingsError, match="QUOTA_MIN_REPLY_TOKENS"):
+        load_settings()
+
+
 def test_required_setting_missing() -> None:
     """A command's required setting, when unset, is named."""
     with pytest.raises(SettingsError, match="SLACK_BOT_TOKEN"):

@@ -1,0 +1,54 @@
+"""Redis key names of the spend quotas, and how long each key lives.
+
+Key layout (money is an integer number of picodollars; every amount stays below 2**53 because limits are
+capped at ``MAX_LIMIT_USD``, so Lua's doubles hold them exactly):
+
+* ``glmbot:{quota:<user>}:limit`` -- string, the user's own limit. Permanent.
+* ``glmbot:{quota:<user>}:spend:<period label>`` -- hash ``spent``, ``replies``, ``notified``. Expires 90
+  days after the period ends, so past periods stay readable for reporting.
+* ``glmbot:{quota:<user>}:reservations`` -- hash reservation id -> ``"<amount>:<expires_at_ms>"``. Its TTL
+  is renewed to twice the reservation TTL on each reserve; expired entries are dropped by the next reserve.
+* ``glmbot:quota:default`` -- string, the workspace default limit. Permanent.
+* ``glmbot:quota:top:<period label>`` -- sorted set user -> spent. Same TTL as the spend hashes.
+
+The braces are a Redis Cluster hash tag: every key of one user is in one slot, and each Lua script touches
+that slot only. The workspace keys live elsewhere and are used with plain commands outside the scripts.
+The limit is the user's own, else the workspace default, else the configured setting; the workspace
+default is read with one GET and cached in-process for ``quota_ledger.DEFAULT_CACHE_SECONDS``.
+Periods roll over by themselves: the label is part of the key and comes from the injected clock, and a
+reservation is settled into the period it was made in. Times in the scripts come from that clock too
+(not Redis TIME), so tests can move time.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_KEY", "limit_key", "reservations_key", "spend_key", "top_key"]
+
+DEFAULT_KEY = "glmbot:quota:default"
+
+
+def limit_key(user: str) -> str:
+    """The user's own limit (permanent)."""
+    return f"glmbot:{{quota:{_checked(user)}}}:limit"
+
+
+def spend_key(user: str, period_label: str) -> str:
+    """The user's spend hash for one period."""
+    return f"glmbot:{{quota:{_checked(user)}}}:spend:{period_label}"
+
+
+def reservations_key(user: str) -> str:
+    """The user's live reservations."""
+    return f"glmbot:{{quota:{_checked(user)}}}:reservations"
+
+
+def top_key(period_label: str) -> str:
+    """The period's top-spenders sorted set."""
+    return f"glmbot:quota:top:{period_label}"
+
+
+def _checked(user: str) -> str:
+    """``user`` if it cannot break the hash tag."""
+    if not user or "{" in user or "}" in user:
+        raise ValueError(f"not a usable user id: {user!r}")
+    return user
