@@ -15,6 +15,7 @@ import redis.asyncio as redis
 
 from bot.conversation import ConversationConfig, ConversationService
 from bot.dedupe import MessageClaims
+from bot.edit_budget import EditBudget
 from bot.history_store import HistoryStore
 from bot.image_cache import ImageCache
 from bot.image_pipeline import ImagePipeline
@@ -39,6 +40,7 @@ class Core:
     http: httpx.AsyncClient
     conversation: ConversationService
     quota_admin: QuotaAdmin
+    edit_budget: EditBudget
     metrics: Metrics
 
 
@@ -92,7 +94,8 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         )
         ledger = quota_ledger(settings, store)
         history = HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS)
-        await preload_scripts(store, (*history.scripts, *ledger.scripts))
+        edit_budget = EditBudget(store, settings.slack_edits_per_minute)
+        await preload_scripts(store, (*history.scripts, *ledger.scripts, *edit_budget.scripts))
         conversation = ConversationService(
             history=history,
             images=images,
@@ -107,5 +110,10 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             metrics=metrics,
         )
         yield Core(
-            store=store, http=http, conversation=conversation, quota_admin=QuotaAdmin(ledger), metrics=metrics
+            store=store,
+            http=http,
+            conversation=conversation,
+            quota_admin=QuotaAdmin(ledger),
+            edit_budget=edit_budget,
+            metrics=metrics,
         )

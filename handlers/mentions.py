@@ -24,5 +24,5 @@ async def on_app_mention(
         return
     message = incoming_message(event, context.team_id or "", context.bot_user_id or "")
     bind_event(message, body)
-    sink = services.streamer(client, message.thread.channel, message.thread.thread_ts)
+    sink = services.streamer(client, message.thread)
     await services.conversation.answer(message, sink, services.files)

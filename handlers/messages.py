@@ -43,5 +43,5 @@ async def on_message(
             return
     message = incoming_message(event, team_id, bot_user_id)
     bind_event(message, body)
-    sink = services.streamer(client, message.thread.channel, message.thread.thread_ts)
+    sink = services.streamer(client, message.thread)
     await services.conversation.answer(message, sink, services.files)

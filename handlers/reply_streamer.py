@@ -4,11 +4,14 @@ One coroutine per reply owns every Slack call for that reply, so edits go out in
 the newest text (``show`` only records it; nothing queues up stale edits). An answer longer than one
 message is cut at a paragraph or line boundary and continues in a new message in the same thread.
 A 429 is waited out (``Retry-After``) and the loop carries on with whatever text is latest by then.
+Interim edits also draw on the workspace-wide budget (``bot.edit_budget``); when it is spent the reply
+shows no new text until the next minute or its final edit, which always goes out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -50,6 +53,7 @@ class SlackReplyStreamer:
         channel: str,
         thread_ts: str,
         pacer: EditPacer,
+        interim_allowance: Callable[[], Awaitable[float]],
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -59,12 +63,14 @@ class SlackReplyStreamer:
         self._channel = channel
         self._thread_ts = thread_ts
         self._pacer = pacer
+        self._interim_allowance = interim_allowance
         self._metrics = metrics
         self._clock = clock
         self._sleep = sleep
         self._failure_backoff = failure_backoff
         self._latest = ""
         self._final = False
+        self._finishing = asyncio.Event()
         self._changed = asyncio.Event()
         self._editor: asyncio.Task[None] | None = None
         # Where the current message's text starts: earlier parts went into earlier messages.
@@ -91,6 +97,7 @@ class SlackReplyStreamer:
     async def finish(self, text: str) -> None:
         self._latest = text
         self._final = True
+        self._finishing.set()
         self._changed.set()
         if self._editor is not None:
             await self._editor
@@ -104,6 +111,8 @@ class SlackReplyStreamer:
         while True:
             await self._changed.wait()
             await self._sleep(self._pacer.wait_time(self._clock()))
+            if not self._final and not await self._interim_edit_allowed():
+                continue
             self._changed.clear()
             text, final = self._latest, self._final
             try:
@@ -128,6 +137,16 @@ class SlackReplyStreamer:
             self._pacer.edited(self._clock())
             if final:
                 return
+
+    async def _interim_edit_allowed(self) -> bool:
+        """Ask the workspace budget; when it is spent, wait for the next window or the final text."""
+        hold = await self._interim_allowance()
+        if hold <= 0:
+            return True
+        self._metrics.slack_edits.labels("skipped_budget").inc()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finishing.wait(), timeout=hold)
+        return False
 
     async def _render(self, text: str, final: bool) -> None:
         remainder = self._carry + text[self._committed :]

@@ -69,6 +69,7 @@ def build_bolt_app(settings: Settings, core: Core, socket_mode: bool) -> AsyncAp
         files=files,
         metrics=core.metrics,
         edit_interval=settings.stream_edit_interval,
+        edit_budget=core.edit_budget,
     )
     register(app, services)
     return app

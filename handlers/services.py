@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation import ConversationService
+from bot.domain import ThreadKey
+from bot.edit_budget import EditBudget
 from bot.edit_pacing import EditPacer
 from bot.metrics import Metrics
 from bot.quota_admin import QuotaAdmin
@@ -25,7 +28,10 @@ class Services:
     files: SlackFileFetcher
     metrics: Metrics
     edit_interval: float
+    edit_budget: EditBudget
 
-    def streamer(self, client: AsyncWebClient, channel: str, thread_ts: str) -> SlackReplyStreamer:
+    def streamer(self, client: AsyncWebClient, thread: ThreadKey) -> SlackReplyStreamer:
         """A reply streamer for one answer in one thread."""
-        return SlackReplyStreamer(client, channel, thread_ts, EditPacer(self.edit_interval), self.metrics)
+        pacer = EditPacer(self.edit_interval)
+        allowance = partial(self.edit_budget.take, thread.team)
+        return SlackReplyStreamer(client, thread.channel, thread.thread_ts, pacer, allowance, self.metrics)

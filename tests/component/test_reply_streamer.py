@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -16,9 +17,21 @@ from tests.fakes.constants import BOT_TOKEN
 from tests.fakes.slack_api import FakeSlack
 
 
-def _streamer(slack: FakeSlack, interval: float = 0.05) -> SlackReplyStreamer:
+async def _unlimited() -> float:
+    return 0.0
+
+
+async def _budget_spent() -> float:
+    return 60.0
+
+
+def _streamer(
+    slack: FakeSlack, interval: float = 0.05, allowance: Callable[[], Awaitable[float]] = _unlimited
+) -> SlackReplyStreamer:
     client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
-    return SlackReplyStreamer(client, "C1", "1.0", EditPacer(interval), Metrics(), failure_backoff=0.01)
+    return SlackReplyStreamer(
+        client, "C1", "1.0", EditPacer(interval), allowance, Metrics(), failure_backoff=0.01
+    )
 
 
 async def test_edits_coalesce_to_latest_text(fake_slack: FakeSlack) -> None:
@@ -110,3 +123,14 @@ async def test_answer_ending_at_a_cut_posts_no_empty_message(fake_slack: FakeSla
     await streamer.finish("a" * (MESSAGE_LIMIT - 1) + "\n\n")
     texts = [m.text for m in fake_slack.messages_in("C1", "1.0")]
     assert texts == ["a" * (MESSAGE_LIMIT - 1)]
+
+
+async def test_spent_workspace_budget_holds_interim_edits_not_the_final(fake_slack: FakeSlack) -> None:
+    """With the workspace's edit budget spent, no interim edit goes out, and the final one goes at once."""
+    streamer = _streamer(fake_slack, allowance=_budget_spent)
+    await streamer.start()
+    streamer.show("partial text")
+    await asyncio.sleep(0.2)
+    assert fake_slack.calls_to("chat.update") == []
+    await asyncio.wait_for(streamer.finish("final text"), timeout=5)
+    assert [c.body["text"] for c in fake_slack.calls_to("chat.update")] == ["final text"]

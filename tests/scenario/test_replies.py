@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 from bot.slack_text import to_mrkdwn
 from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
@@ -111,3 +112,25 @@ def _finished(slack: FakeSlack, replies: int) -> bool:
 
 def _thread_text(slack: FakeSlack, thread_ts: str) -> str:
     return "\n\n".join(m.text for m in slack.messages_in("C0TEST", thread_ts))
+
+
+async def test_workspace_edit_budget_limits_interim_edits(
+    monkeypatch, fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
+) -> None:
+    """With SLACK_EDITS_PER_MINUTE=2, three streaming replies share two interim edits; all finish fully."""
+    from tests.scenario.harness import bot_environment, running_bot
+
+    bot_environment(monkeypatch, fake_slack, fake_model, redis_url, SLACK_EDITS_PER_MINUTE="2")
+    fake_model.default_reply = Reply(text=ANSWER, chunk_chars=4, delay=0.03)
+    async with running_bot() as bot:
+        started = time.time()
+        events = [mention("go", channel=f"C{i}") for i in range(3)]
+        for event in events:
+            await bot.send_event(event)
+        await fake_slack.wait_for(lambda: _finished(fake_slack, 3), timeout=20)
+        # The budget is per clock minute: a run that straddles a minute boundary gets two windows.
+        windows = int(time.time() // 60) - int(started // 60) + 1
+    updates = fake_slack.calls_to("chat.update")
+    interim = [u for u in updates if u.body["text"].endswith(TYPING_CURSOR)]
+    assert len(interim) <= 2 * windows
+    assert sum(u.body["text"] == to_mrkdwn(ANSWER) for u in updates) == 3

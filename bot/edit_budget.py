@@ -1,0 +1,56 @@
+"""The workspace-wide budget of interim ``chat.update`` calls, shared by every replica through Redis.
+
+Slack rates ``chat.update`` per workspace (Tier 3, about 50 a minute), not per process, so replicas must
+share one count: ``glmbot:{edits:<team>}:<minute>`` is incremented per interim edit and expires after the
+window. When the minute's budget is spent, replies skip interim edits until the next window; final edits
+(which hold the whole answer) are never held back and are not counted here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis.asyncio as redis
+import structlog
+from redis.exceptions import RedisError
+
+from bot.edit_pacing import WINDOW_SECONDS, budget_window
+
+log = structlog.get_logger(__name__)
+
+# KEYS: the window's counter. ARGV: TTL seconds. Returns the count including this edit.
+_TAKE = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
+
+class EditBudget:
+    """Grants interim edits while the workspace's per-minute budget lasts."""
+
+    def __init__(self, client: redis.Redis, per_minute: int, clock: Callable[[], float] = time.time) -> None:
+        self._per_minute = per_minute
+        self._clock = clock
+        self._take = client.register_script(_TAKE)
+
+    @property
+    def scripts(self) -> tuple[str, ...]:
+        """The Lua sources this budget runs, for preloading at start."""
+        return (_TAKE,)
+
+    async def take(self, team: str) -> float:
+        """0 when an interim edit may go now, else the seconds until the next window."""
+        window, seconds_left = budget_window(self._clock())
+        try:
+            count = int(
+                await self._take(keys=[f"glmbot:{{edits:{team}}}:{window}"], args=[2 * WINDOW_SECONDS])
+            )
+        except (RedisError, OSError) as exc:
+            # Edits are not money: with the store down, streaming goes on at the per-message pace.
+            log.warning("edit_budget_unavailable", detail=f"{type(exc).__name__}: {exc}")
+            return 0.0
+        return 0.0 if count <= self._per_minute else seconds_left

@@ -1,0 +1,31 @@
+"""The workspace-wide interim edit budget against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.edit_budget import EditBudget
+from bot.edit_pacing import budget_window
+from bot.store import open_store
+
+
+def test_budget_window() -> None:
+    """Windows are whole minutes; the seconds left count down to the next one."""
+    assert budget_window(120.0) == (2, 60.0)
+    assert budget_window(179.5) == (2, 0.5)
+
+
+async def test_budget_shared_and_per_workspace(redis_url: str) -> None:
+    """Two replicas share one team's budget; another team has its own; the next minute starts afresh."""
+    now = [600.0]
+    first, second = (EditBudget(open_store(redis_url), per_minute=3, clock=lambda: now[0]) for _ in range(2))
+    grants = await asyncio.gather(*(budget.take("T1") for budget in (first, second, first, second)))
+    assert sorted(grants) == [0.0, 0.0, 0.0, 60.0]
+    assert await first.take("T2") == 0.0
+    now[0] = 660.0
+    assert await second.take("T1") == 0.0
+
+
+async def test_store_down_does_not_stop_streaming() -> None:
+    """A dead store grants edits (Slack limits are not money): streaming goes on at the per-message pace."""
+    assert await EditBudget(open_store("redis://127.0.0.1:9/0"), per_minute=1).take("T1") == 0.0
