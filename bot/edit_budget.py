@@ -19,13 +19,17 @@ from bot.edit_pacing import WINDOW_SECONDS, budget_window
 
 log = structlog.get_logger(__name__)
 
-# KEYS: the window's counter. ARGV: TTL seconds. Returns the count including this edit.
+# KEYS: the window's counter. ARGV: TTL seconds, how many edits this caller may see used.
+# Returns 1 and counts the edit when it is granted, 0 (counting nothing) when it is not.
 _TAKE = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used >= tonumber(ARGV[2]) then
+  return 0
+end
+if redis.call('INCR', KEYS[1]) == 1 then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
-return count
+return 1
 """
 
 
@@ -42,15 +46,15 @@ class EditBudget:
         """The Lua sources this budget runs, for preloading at start."""
         return (_TAKE,)
 
-    async def take(self, team: str) -> float:
+    async def take(self, team: str, first_edit: bool) -> float:
         """0 when an interim edit may go now, else the seconds until the next window."""
         window, seconds_left = budget_window(self._clock())
+        limit = self._per_minute if first_edit else (self._per_minute + 1) // 2
+        key = f"glmbot:{{edits:{team}}}:{window}"
         try:
-            count = int(
-                await self._take(keys=[f"glmbot:{{edits:{team}}}:{window}"], args=[2 * WINDOW_SECONDS])
-            )
+            granted = int(await self._take(keys=[key], args=[2 * WINDOW_SECONDS, limit]))
         except (RedisError, OSError) as exc:
             # Edits are not money: with the store down, streaming goes on at the per-message pace.
             log.warning("edit_budget_unavailable", detail=f"{type(exc).__name__}: {exc}")
             return 0.0
-        return 0.0 if count <= self._per_minute else seconds_left
+        return 0.0 if granted else seconds_left

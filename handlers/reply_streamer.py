@@ -4,8 +4,9 @@ One coroutine per reply owns every Slack call for that reply, so edits go out in
 the newest text (``show`` only records it; nothing queues up stale edits). An answer longer than one
 message is cut at a paragraph or line boundary and continues in a new message in the same thread.
 A 429 is waited out (``Retry-After``) and the loop carries on with whatever text is latest by then.
-Interim edits also draw on the workspace-wide budget (``bot.edit_budget``); when it is spent the reply
-shows no new text until the next minute or its final edit, which always goes out.
+Interim edits also draw on the workspace-wide budget (``bot.edit_budget``), first words before later
+updates; when it is spent the reply shows no new text until the next minute or its final edit, which
+always goes out.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class SlackReplyStreamer:
         channel: str,
         thread_ts: str,
         pacer: EditPacer,
-        interim_allowance: Callable[[], Awaitable[float]],
+        interim_allowance: Callable[[bool], Awaitable[float]],
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -71,6 +72,7 @@ class SlackReplyStreamer:
         self._latest = ""
         self._final = False
         self._finishing = asyncio.Event()
+        self._interim_shown = False
         self._changed = asyncio.Event()
         self._editor: asyncio.Task[None] | None = None
         # Where the current message's text starts: earlier parts went into earlier messages.
@@ -134,13 +136,14 @@ class SlackReplyStreamer:
                     self._changed.set()
                 continue
             failures = 0
+            self._interim_shown = True
             self._pacer.edited(self._clock())
             if final:
                 return
 
     async def _interim_edit_allowed(self) -> bool:
         """Ask the workspace budget; when it is spent, wait for the next window or the final text."""
-        hold = await self._interim_allowance()
+        hold = await self._interim_allowance(not self._interim_shown)
         if hold <= 0:
             return True
         self._metrics.slack_edits.labels("skipped_budget").inc()

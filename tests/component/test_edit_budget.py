@@ -19,13 +19,22 @@ async def test_budget_shared_and_per_workspace(redis_url: str) -> None:
     """Two replicas share one team's budget; another team has its own; the next minute starts afresh."""
     now = [600.0]
     first, second = (EditBudget(open_store(redis_url), per_minute=3, clock=lambda: now[0]) for _ in range(2))
-    grants = await asyncio.gather(*(budget.take("T1") for budget in (first, second, first, second)))
+    grants = await asyncio.gather(*(budget.take("T1", True) for budget in (first, second, first, second)))
     assert sorted(grants) == [0.0, 0.0, 0.0, 60.0]
-    assert await first.take("T2") == 0.0
+    assert await first.take("T2", True) == 0.0
     now[0] = 660.0
-    assert await second.take("T1") == 0.0
+    assert await second.take("T1", True) == 0.0
+
+
+async def test_first_words_keep_half_the_budget(redis_url: str) -> None:
+    """Later interim edits stop at half the budget, so replies still waiting for first words get the rest."""
+    budget = EditBudget(open_store(redis_url), per_minute=4, clock=lambda: 630.0)
+    later = [await budget.take("T1", False) for _ in range(3)]
+    assert later == [0.0, 0.0, 30.0]
+    first = [await budget.take("T1", True) for _ in range(3)]
+    assert first == [0.0, 0.0, 30.0]
 
 
 async def test_store_down_does_not_stop_streaming() -> None:
     """A dead store grants edits (Slack limits are not money): streaming goes on at the per-message pace."""
-    assert await EditBudget(open_store("redis://127.0.0.1:9/0"), per_minute=1).take("T1") == 0.0
+    assert await EditBudget(open_store("redis://127.0.0.1:9/0"), per_minute=1).take("T1", False) == 0.0

@@ -17,16 +17,16 @@ from tests.fakes.constants import BOT_TOKEN
 from tests.fakes.slack_api import FakeSlack
 
 
-async def _unlimited() -> float:
+async def _unlimited(first_edit: bool) -> float:
     return 0.0
 
 
-async def _budget_spent() -> float:
+async def _budget_spent(first_edit: bool) -> float:
     return 60.0
 
 
 def _streamer(
-    slack: FakeSlack, interval: float = 0.05, allowance: Callable[[], Awaitable[float]] = _unlimited
+    slack: FakeSlack, interval: float = 0.05, allowance: Callable[[bool], Awaitable[float]] = _unlimited
 ) -> SlackReplyStreamer:
     client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
     return SlackReplyStreamer(
