@@ -1,6 +1,7 @@
 """Load benchmark: N concurrent @mentions against the real bot process (HTTP mode, real Redis).
 
-``python -m bench.run [--n 10 50 200] [--tokens-per-second 40] [--answer-chars 600] [--edit-interval 1.5]``
+``python -m bench.run [--n 10 50 200] [--tokens-per-second 40] [--answer-chars 600] [--edit-interval 1.5]
+[--edits-per-minute 50]``
 
 This process runs a real ``redis-server`` (subprocess), the fake Slack Web API and the fake model server
 (in this process's event loop) and the bot as a subprocess (``python -m bot serve --http``). For each N it
@@ -12,7 +13,12 @@ Each mention comes from its own user (one user per thread), so the bot's per-use
 refuses a reply. Redis commands are counted twice: as sent by the bot (a ``MONITOR`` connection to the
 bench's own redis-server, open for the round, counting lines whose source is a client address other
 than the bench's own; an EVALSHA counts as one) and as run by the server (INFO commandstats, which also
-counts every command a Lua script runs).
+counts every command a Lua script runs). Each EVALSHA is named by the bot's Lua script whose SHA1 it
+carries (``evalsha(history append)``, ``evalsha(quota reserve)``, ``evalsha(quota settle)``,
+``evalsha(edit budget)``). The target is at most 8 commands per reply outside edit pacing, so the main
+column leaves out the edit-budget EVALSHAs (one before every interim ``chat.update``, whose number grows
+with the stream's length) and they get a column of their own. ``--edits-per-minute`` is the bot's
+SLACK_EDITS_PER_MINUTE, the workspace-wide budget of interim edits.
 
 Everything listens on 127.0.0.1; every wait has a deadline; everything started is stopped on exit.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import itertools
 import json
 import math
@@ -40,6 +47,11 @@ from typing import Any
 
 import aiohttp
 
+from bot.edit_budget import _TAKE as EDIT_BUDGET_TAKE
+from bot.history_store import _APPEND as HISTORY_APPEND
+from bot.quota_scripts import RESERVE as QUOTA_RESERVE
+from bot.quota_scripts import SETTLE as QUOTA_SETTLE
+from bot.settings import Settings
 from bot.slack_text import to_mrkdwn
 from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.constants import BOT_TOKEN, BOT_USER_ID, MODEL_API_KEY, SIGNING_SECRET
@@ -93,6 +105,23 @@ _CONTAINER_COMMANDS = frozenset(
 _OVER_QUOTA_MARKER = "spend limit"  # in bot.errors.user_message(QuotaExceeded)
 _QUOTA_NOTICE_MARKER = "_You have used "  # bot.settlement.quota_notice
 _CMDSTAT_PREFIX = "cmdstat_"
+# The bot's default SLACK_EDITS_PER_MINUTE, read from its settings so the two cannot drift apart.
+DEFAULT_EDITS_PER_MINUTE = int(Settings.model_fields["slack_edits_per_minute"].default)
+
+
+def _sha1(source: str) -> str:
+    """The SHA1 EVALSHA carries for a Lua source (as redis-py's register_script computes it)."""
+    return hashlib.sha1(source.encode()).hexdigest()
+
+
+# EVALSHA's first argument, the script's SHA1, -> the script's name in the counts.
+SCRIPT_NAMES: dict[str, str] = {
+    _sha1(HISTORY_APPEND): "history append",
+    _sha1(QUOTA_RESERVE): "quota reserve",
+    _sha1(QUOTA_SETTLE): "quota settle",
+    _sha1(EDIT_BUDGET_TAKE): "edit budget",
+}
+EDIT_BUDGET_COMMAND = f"evalsha({SCRIPT_NAMES[_sha1(EDIT_BUDGET_TAKE)]})"
 _VOCABULARY = (
     "the model reads your question and answers with care about images charts code tables "
     "tokens latency threads channels messages context memory quota streaming edits"
@@ -108,6 +137,7 @@ class Options:
     answer_chars: int
     edit_interval: float
     redis_max_connections: int | None = None
+    edits_per_minute: int = DEFAULT_EDITS_PER_MINUTE
 
 
 @dataclass(slots=True)
@@ -137,7 +167,7 @@ class RoundResult:
     unsettled: int
     slack_calls: int
     slack_updates: int
-    redis_sent: dict[str, int]  # commands the bot sent (MONITOR, client sources), per command
+    redis_sent: dict[str, int]  # commands the bot sent (MONITOR, client sources); EVALSHA by script
     redis_server: dict[str, int]  # commands the server ran, scripts' included (INFO commandstats)
     redis_script_lines: int  # MONITOR lines of commands run by Lua scripts
     redis_bench_lines: int  # MONITOR lines from the bench's own connection (left out of redis_sent)
@@ -151,6 +181,16 @@ class RoundResult:
     wall_seconds: float
     aborted_streams: int
     bot_log_lines: int
+
+    @property
+    def edit_budget_checks(self) -> int:
+        """EVALSHAs of the edit-budget script: one before every interim ``chat.update``."""
+        return self.redis_sent.get(EDIT_BUDGET_COMMAND, 0)
+
+    @property
+    def redis_sent_excl_edit_pacing(self) -> int:
+        """Commands the bot sent, without the edit-budget checks."""
+        return sum(self.redis_sent.values()) - self.edit_budget_checks
 
 
 # ---------------------------------------------------------------------------------------------- options
@@ -170,6 +210,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         default=None,
         help="append ?max_connections=K to the bot's REDIS_URL (default: the client library's own limit)",
     )
+    parser.add_argument(
+        "--edits-per-minute",
+        type=int,
+        default=DEFAULT_EDITS_PER_MINUTE,
+        help="bot's SLACK_EDITS_PER_MINUTE, the workspace's interim-edit budget "
+        f"(default: {DEFAULT_EDITS_PER_MINUTE}, the bot's own default)",
+    )
     args = parser.parse_args(argv)
     if any(n < 1 or n > 2000 for n in args.n):
         parser.error("--n values must be between 1 and 2000")
@@ -179,12 +226,15 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         parser.error(f"--answer-chars must be between 1 and {MESSAGE_LIMIT} (one Slack message)")
     if args.edit_interval < 0.1:
         parser.error("--edit-interval must be at least 0.1 (the bot's minimum)")
+    if args.edits_per_minute < 1:
+        parser.error("--edits-per-minute must be at least 1 (the bot's minimum)")
     return Options(
         ns=tuple(args.n),
         tokens_per_second=args.tokens_per_second,
         answer_chars=args.answer_chars,
         edit_interval=args.edit_interval,
         redis_max_connections=args.redis_max_connections,
+        edits_per_minute=args.edits_per_minute,
     )
 
 
@@ -231,7 +281,7 @@ def free_port() -> int:
 
 
 def bot_environment(
-    slack: FakeSlack, model: FakeModel, redis_url: str, edit_interval: float
+    slack: FakeSlack, model: FakeModel, redis_url: str, edit_interval: float, edits_per_minute: int
 ) -> dict[str, str]:
     env = {
         name: value
@@ -249,6 +299,7 @@ def bot_environment(
             "GLM_BASE_URL": model.base_url,
             "REDIS_URL": redis_url,
             "STREAM_EDIT_INTERVAL": str(edit_interval),
+            "SLACK_EDITS_PER_MINUTE": str(edits_per_minute),
             "LOG_LEVEL": "WARNING",
             "LOG_FORMAT": "json",
         }
@@ -349,12 +400,16 @@ def peak_rss_mb(pid: int) -> float:
 class MonitorCounts:
     """Counts of one MONITOR stream, fed raw bytes: commands by client sources vs. scripts' commands.
 
+    An EVALSHA is counted as ``evalsha(<name>)`` when its SHA1 (its first argument) is in
+    ``script_names``, else as ``evalsha(unknown <first 8 hex digits>)``.
+
     Memory is bounded: only the first ``_MONITOR_LINE_HEAD`` bytes of a line are kept and at most
     ``_MONITOR_MAX_NAMES`` command names are told apart.
     """
 
-    def __init__(self, excluded_sources: set[str]) -> None:
+    def __init__(self, excluded_sources: set[str], script_names: dict[str, str] | None = None) -> None:
         self.excluded_sources = excluded_sources
+        self.script_names = SCRIPT_NAMES if script_names is None else script_names
         self.sent: Counter[str] = Counter()
         self.script_lines = 0
         self.excluded_lines = 0
@@ -400,6 +455,9 @@ class MonitorCounts:
         name = command.decode(errors="replace").lower()[:64]
         if name in _CONTAINER_COMMANDS and first_arg:
             name = f"{name}|{first_arg.decode(errors='replace').lower()[:64]}"
+        elif name in ("evalsha", "evalsha_ro") and first_arg is not None:
+            sha = first_arg.decode(errors="replace").lower()
+            name = f"{name}({self.script_names.get(sha) or f'unknown {sha[:8]}'})"
         if name not in self.sent and len(self.sent) >= _MONITOR_MAX_NAMES:
             return "(other)"
         return name
@@ -670,8 +728,8 @@ def fmt(value: float | None, digits: int = 0) -> str:
 
 TABLE_HEADER = (
     "| N | ack p50 ms | ack p99 ms | 1st token→text p50 ms | 1st token→text p99 ms | complete "
-    "| Slack calls/reply | chat.update/reply | Redis cmds/reply (sent by bot) "
-    "| Redis cmds/reply (server, incl. scripts) | bot CPU s | bot peak RSS MB "
+    "| Slack calls/reply | chat.update/reply | Redis cmds/reply (sent, excl. edit pacing) "
+    "| edit-budget checks/reply | Redis cmds/reply (server, incl. scripts) | bot CPU s | bot peak RSS MB "
     "| round s | bench CPU s |"
 )
 
@@ -686,7 +744,8 @@ def table_row(r: RoundResult) -> str:
         f"{r.completed}/{r.n}",
         f"{r.slack_calls / r.n:.2f}",
         f"{r.slack_updates / r.n:.2f}",
-        f"{sum(r.redis_sent.values()) / r.n:.2f}",
+        f"{r.redis_sent_excl_edit_pacing / r.n:.2f}",
+        f"{r.edit_budget_checks / r.n:.2f}",
         f"{sum(r.redis_server.values()) / r.n:.2f}",
         f"{r.bot_cpu_seconds:.2f}",
         f"{r.bot_peak_rss_mb:.1f}",
@@ -705,7 +764,8 @@ def format_table(results: Sequence[RoundResult]) -> str:
 def format_notes(results: Sequence[RoundResult], options: Options) -> str:
     setup = (
         f"answer {options.answer_chars} chars at {options.tokens_per_second:g} tok/s "
-        f"({stream_seconds(options):.2f}s of streaming), STREAM_EDIT_INTERVAL={options.edit_interval:g}"
+        f"({stream_seconds(options):.2f}s of streaming), STREAM_EDIT_INTERVAL={options.edit_interval:g}, "
+        f"SLACK_EDITS_PER_MINUTE={options.edits_per_minute}"
     )
     if options.redis_max_connections is not None:
         setup += f", bot's REDIS_URL with ?max_connections={options.redis_max_connections}"
@@ -747,7 +807,13 @@ async def started_harness(options: Options) -> AsyncIterator[Harness]:
             text=answer, chunk_chars=CHARS_PER_TOKEN, delay=1.0 / options.tokens_per_second
         )
         port, log_path = free_port(), workdir / "bot.log"
-        env = bot_environment(slack, model, bot_redis_url(redis_server, options), options.edit_interval)
+        env = bot_environment(
+            slack,
+            model,
+            bot_redis_url(redis_server, options),
+            options.edit_interval,
+            options.edits_per_minute,
+        )
         bot = await stack.enter_async_context(bot_process(env, port, log_path, workdir))
         bot_url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:

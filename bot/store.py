@@ -43,7 +43,6 @@ def open_store(redis_url: str | None) -> redis.Redis:
         decode_responses=True,
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-        health_check_interval=30,
     )
     return redis.Redis.from_pool(pool)
 

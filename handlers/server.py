@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 
+import aiohttp
 import structlog
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -37,13 +38,17 @@ EVENTS_PATH = "/slack/events"
 DRAIN_SECONDS = 25.0
 
 
-def build_bolt_app(settings: Settings, core: Core, socket_mode: bool) -> AsyncApp:
-    """The Bolt app with every listener registered."""
+def build_bolt_app(
+    settings: Settings, core: Core, socket_mode: bool, session: aiohttp.ClientSession
+) -> AsyncApp:
+    """The Bolt app with every listener registered, its Slack calls sharing one connection pool."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     # 429s are not retried here: the reply streamer waits them out itself and sends the newest text.
     client = AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
+        # Without a shared session slack_sdk opens a new one (and a new connection) for every call.
+        session=session,
         retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncServerErrorRetryHandler(max_retry_count=2)],
     )
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
@@ -107,22 +112,23 @@ async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner
 async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> None:
     """Run until SIGINT/SIGTERM, in HTTP mode or Socket Mode."""
     stop = _stop_on_signals()
-    bolt = build_bolt_app(settings, core, socket_mode=not http_mode)
-    runner = await start_web(build_web_app(core, bolt if http_mode else None), "0.0.0.0", port)
-    socket: AsyncSocketModeHandler | None = None
-    if not http_mode and settings.slack_app_token is not None:
-        socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-        await socket.connect_async()  # type: ignore[no-untyped-call]
-    log.info("serving", mode="http" if http_mode else "socket", port=port)
-    try:
-        await stop.wait()
-    finally:
-        log.info("stopping")
-        if socket is not None:
-            await socket.close_async()  # type: ignore[no-untyped-call]
-        await runner.cleanup()
-        # Replies already accepted finish (or fail visibly) instead of leaving a spinner behind.
-        await core.conversation.drain(DRAIN_SECONDS)
+    async with aiohttp.ClientSession() as session:
+        bolt = build_bolt_app(settings, core, socket_mode=not http_mode, session=session)
+        runner = await start_web(build_web_app(core, bolt if http_mode else None), "0.0.0.0", port)
+        socket: AsyncSocketModeHandler | None = None
+        if not http_mode and settings.slack_app_token is not None:
+            socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+            await socket.connect_async()  # type: ignore[no-untyped-call]
+        log.info("serving", mode="http" if http_mode else "socket", port=port)
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            if socket is not None:
+                await socket.close_async()  # type: ignore[no-untyped-call]
+            await runner.cleanup()
+            # Replies already accepted finish (or fail visibly) instead of leaving a spinner behind.
+            await core.conversation.drain(DRAIN_SECONDS)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from aiohttp import web
@@ -91,8 +92,12 @@ def bot_environment(
 async def running_bot() -> AsyncIterator[BotUnderTest]:
     """Start the bot from the environment's settings on a free loopback port; stop it on exit."""
     settings = load_settings()
-    async with open_core(settings) as core, httpx.AsyncClient(timeout=10) as http:
-        bolt = build_bolt_app(settings, core, socket_mode=False)
+    async with (
+        open_core(settings) as core,
+        httpx.AsyncClient(timeout=10) as http,
+        aiohttp.ClientSession() as session,
+    ):
+        bolt = build_bolt_app(settings, core, socket_mode=False, session=session)
         runner = await start_web(build_web_app(core, bolt), "127.0.0.1", 0)
         host, port = runner.addresses[0][:2]
         try:
