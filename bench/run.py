@@ -47,13 +47,14 @@ from typing import Any
 
 import aiohttp
 
-from bot.edit_budget import _TAKE as EDIT_BUDGET_TAKE
-from bot.history_store import _APPEND as HISTORY_APPEND
+from bot.edit_budget import TAKE_SCRIPT as EDIT_BUDGET_TAKE
+from bot.history_store import APPEND_SCRIPT as HISTORY_APPEND
 from bot.quota_scripts import RESERVE as QUOTA_RESERVE
 from bot.quota_scripts import SETTLE as QUOTA_SETTLE
 from bot.settings import Settings
 from bot.slack_text import to_mrkdwn
 from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
+from tests.fakes.bot_env import fake_backed_settings, is_bot_setting
 from tests.fakes.constants import BOT_TOKEN, BOT_USER_ID, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, ModelCall, Reply
 from tests.fakes.redis_server import RedisServer
@@ -67,8 +68,6 @@ STOP_TIMEOUT = 15.0
 ACK_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
 # Settings the bot reads; inherited values would skew the run, so they are dropped from its environment.
-_BOT_ENV_PREFIXES = ("SLACK_", "GLM_", "QUOTA_", "LOG_")
-_BOT_ENV_NAMES = {"REDIS_URL", "ADMIN_USER_IDS", "STREAM_EDIT_INTERVAL", "PORT", "SYSTEM_PROMPT"}
 # Commands the harness itself sends to Redis between two readings of INFO commandstats: the CONFIG
 # RESETSTAT of RedisServer.flush() and the MONITOR of the round's monitor connection.
 _HARNESS_REDIS_COMMANDS = {"config|resetstat": 1, "monitor": 1}
@@ -283,25 +282,15 @@ def free_port() -> int:
 def bot_environment(
     slack: FakeSlack, model: FakeModel, redis_url: str, edit_interval: float, edits_per_minute: int
 ) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name.upper() not in _BOT_ENV_NAMES and not name.upper().startswith(_BOT_ENV_PREFIXES)
-    }
+    env = {name: value for name, value in os.environ.items() if not is_bot_setting(name)}
     pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.update(
         {
             "PYTHONPATH": pythonpath,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "GLM_API_KEY": MODEL_API_KEY,
-            "GLM_BASE_URL": model.base_url,
-            "REDIS_URL": redis_url,
+            **fake_backed_settings(slack, model, redis_url),
             "STREAM_EDIT_INTERVAL": str(edit_interval),
             "SLACK_EDITS_PER_MINUTE": str(edits_per_minute),
             "LOG_LEVEL": "WARNING",
-            "LOG_FORMAT": "json",
         }
     )
     return env

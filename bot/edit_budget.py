@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 
 # KEYS: the window's counter. ARGV: TTL seconds, how many edits this caller may see used.
 # Returns 1 and counts the edit when it is granted, 0 (counting nothing) when it is not.
-_TAKE = """
+TAKE_SCRIPT = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 if used >= tonumber(ARGV[2]) then
   return 0
@@ -39,12 +39,12 @@ class EditBudget:
     def __init__(self, client: redis.Redis, per_minute: int, clock: Callable[[], float] = time.time) -> None:
         self._per_minute = per_minute
         self._clock = clock
-        self._take = client.register_script(_TAKE)
+        self._take = client.register_script(TAKE_SCRIPT)
 
     @property
     def scripts(self) -> tuple[str, ...]:
         """The Lua sources this budget runs, for preloading at start."""
-        return (_TAKE,)
+        return (TAKE_SCRIPT,)
 
     async def take(self, team: str, first_edit: bool) -> float:
         """0 when an interim edit may go now, else the seconds until the next window."""

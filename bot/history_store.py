@@ -23,7 +23,7 @@ from bot.store import store_errors
 log = structlog.get_logger(__name__)
 
 MAX_ENTRIES = 400
-_APPEND = """
+APPEND_SCRIPT = """
 redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -42,12 +42,12 @@ class HistoryStore:
     def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self._client = client
         self._ttl_seconds = ttl_seconds
-        self._append = client.register_script(_APPEND)
+        self._append = client.register_script(APPEND_SCRIPT)
 
     @property
     def scripts(self) -> tuple[str, ...]:
         """The Lua sources this store runs, for preloading at start."""
-        return (_APPEND,)
+        return (APPEND_SCRIPT,)
 
     async def load(self, thread: ThreadKey) -> list[ChatMessage]:
         """The thread's messages, oldest first."""

@@ -8,30 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.bot_env import is_bot_setting
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY
 from tests.fakes.model_api import FakeModel
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack
-
-# Environment variables the bot reads: prefixes and exact names (matched case-insensitively,
-# because pydantic-settings matches environment variable names case-insensitively by default).
-_ENV_PREFIXES = ("SLACK_", "GLM_", "QUOTA_", "LOG_")
-_ENV_NAMES = {
-    "REDIS_URL",
-    "ADMIN_USER_IDS",
-    "STREAM_EDIT_INTERVAL",
-    "PORT",
-    "SYSTEM_PROMPT",
-    "HISTORY_TTL_DAYS",
-}
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Drop every bot setting from the environment and run in an empty directory (no stray ``.env``)."""
     for name in list(os.environ):
-        upper = name.upper()
-        if upper in _ENV_NAMES or upper.startswith(_ENV_PREFIXES):
+        if is_bot_setting(name):
             monkeypatch.delenv(name, raising=False)
     workdir = tmp_path / "cwd"
     workdir.mkdir()

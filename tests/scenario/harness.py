@@ -16,7 +16,8 @@ from aiohttp import web
 from bot.runtime import open_core
 from bot.settings import load_settings
 from handlers.server import build_bolt_app, build_web_app, start_web
-from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
+from tests.fakes.bot_env import fake_backed_settings
+from tests.fakes.constants import SIGNING_SECRET
 from tests.fakes.model_api import FakeModel
 from tests.fakes.signing import event_body, signed_headers, slash_command_body
 from tests.fakes.slack_api import FakeSlack
@@ -73,15 +74,9 @@ def bot_environment(
 ) -> None:
     """Point the bot's settings at the fakes and the test Redis."""
     values = {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "GLM_API_KEY": MODEL_API_KEY,
-        "GLM_BASE_URL": model.base_url,
-        "REDIS_URL": redis_url,
+        **fake_backed_settings(slack, model, redis_url),
         "STREAM_EDIT_INTERVAL": "0.2",
         "SLACK_FILE_HOSTS": "127.0.0.1",
-        "LOG_FORMAT": "json",
         **extra,
     }
     for name, value in values.items():
