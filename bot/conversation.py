@@ -25,7 +25,15 @@ from bot.domain import (
     TextDelta,
     ThreadKey,
 )
-from bot.errors import GlmbotError, ModelStreamFailed, SlackUnavailable, StoreUnavailable, user_message
+from bot.errors import (
+    EmptyAnswer,
+    GlmbotError,
+    Interrupted,
+    ModelStreamFailed,
+    SlackUnavailable,
+    StoreUnavailable,
+    user_message,
+)
 from bot.history_store import HistoryStore
 from bot.image_pipeline import CollectedImages, ImagePipeline
 from bot.metrics import Metrics
@@ -37,6 +45,8 @@ from bot.settlement import Billing, StreamProgress, quota_notice
 log = structlog.get_logger(__name__)
 
 EMPTY_MESSAGE_REPLY = "Hi! Ask me anything, or attach an image and ask about it."
+# Time an interrupted reply gets to post its message and settle its cost.
+INTERRUPT_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +97,20 @@ class ConversationService:
         await self._history.forget(thread)
 
     async def drain(self, within_seconds: float) -> None:
-        """Wait (at most ``within_seconds``) for replies in progress, e.g. before a shutdown."""
+        """Before a shutdown: let replies in progress finish for ``within_seconds``, then interrupt the rest.
+
+        Interrupted replies still tell their user and settle their reservation, while the store and the
+        Slack session are open.
+        """
         if self._in_flight:
             log.info("draining_replies", in_flight=len(self._in_flight))
             await asyncio.wait(set(self._in_flight), timeout=within_seconds)
+        late = set(self._in_flight)
+        if late:
+            log.warning("interrupting_replies", in_flight=len(late))
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late, timeout=INTERRUPT_GRACE_SECONDS)
 
     async def answer(self, message: IncomingMessage, sink: ReplySink, files: AttachmentFetcher) -> None:
         """Answer ``message`` once, streaming into ``sink``; ``files`` fetches its attachments."""
@@ -138,6 +158,11 @@ class ConversationService:
             self._metrics.replies.labels("crashed").inc()
             await sink.fail(user_message(GlmbotError()))
             return
+        except asyncio.CancelledError:
+            # Shutdown outlasted the drain: say so instead of leaving the placeholder behind.
+            self._metrics.replies.labels("interrupted").inc()
+            await sink.fail(user_message(Interrupted()))
+            raise
         # Stored before the final edit, so a follow-up sent after seeing the answer always finds it.
         await self._remember(message.thread, newest, answer.text)
         await sink.finish(answer.text + answer.notices + problems_notice(collected.problems))
@@ -164,20 +189,15 @@ class ConversationService:
         try:
             request = await self._request(message.thread, prompt.messages, collected, reservation.max_tokens)
             end = await self._stream(request, sink, started, progress)
-        except ModelStreamFailed:
-            if progress.text or progress.reasoning:
-                # The model did work before the stream broke: charge what it consumed (estimated).
-                await self._billing.settle(reservation, prompt.estimated_tokens, progress, usage=None)
-            else:
-                await self._billing.release(reservation)
-            raise
-        except Exception:
-            await self._billing.release(reservation)
+        except BaseException:
+            # Whatever stopped the stream (a broken stream, a bug, a shutdown): the model's work so far
+            # is charged (estimated), and a request that produced nothing costs nothing.
+            await self._billing.settle_or_release(reservation, prompt.estimated_tokens, progress)
             raise
         settlement = await self._billing.settle(reservation, prompt.estimated_tokens, progress, end.usage)
         if not progress.text.strip():
             # Charged above for what it reported (reasoning, say), but there is nothing to show.
-            raise ModelStreamFailed("the model returned no answer text")
+            raise EmptyAnswer(cut_off=end.finish_reason == "length")
         self._record_usage(end, prompt.estimated_tokens)
         notices = _ending_notice(end, reservation.max_tokens) + quota_notice(settlement, reservation)
         return Answer(text=progress.text, notices=notices)

@@ -53,7 +53,7 @@ class EditBudget:
         key = f"glmbot:{{edits:{team}}}:{window}"
         try:
             granted = int(await self._take(keys=[key], args=[2 * WINDOW_SECONDS, limit]))
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, ValueError) as exc:
             # Edits are not money: with the store down, streaming goes on at the per-message pace.
             log.warning("edit_budget_unavailable", detail=f"{type(exc).__name__}: {exc}")
             return 0.0

@@ -6,11 +6,13 @@
     ├── ModelError                the model endpoint failed
     │   ├── ModelUnavailable      transport error, timeout, 429 or 5xx (after retries)
     │   ├── ModelRejected         4xx other than 429: bad key, bad request, no credit, content refused
-    │   └── ModelStreamFailed     the stream broke, reported an error, or ended without finishing
+    │   ├── ModelStreamFailed     the stream broke, reported an error, or ended without finishing
+    │   └── EmptyAnswer           the model finished without any answer text (e.g. it only reasoned)
     ├── PromptTooLong             the newest message alone does not fit the context window
     ├── ImageRejected             one attached file cannot be used (its ``reason`` is shown to the user)
     ├── QuotaExceeded             the user cannot afford even a minimal reply this period
     ├── StoreUnavailable          Redis (or the embedded store) did not answer
+    ├── Interrupted               the bot shut down before the reply was finished
     └── SlackUnavailable          the Slack Web API failed, so the user cannot be told anything
 
 Third-party exceptions are translated into these at the edge that meets them (``model_client``,
@@ -46,6 +48,18 @@ class ModelRejected(ModelError):
 
 class ModelStreamFailed(ModelError):
     """The answer stream broke off, carried an error, or ended without a finish."""
+
+
+class EmptyAnswer(ModelError):
+    """The model finished without answer text; ``cut_off`` when it hit the output limit first."""
+
+    def __init__(self, cut_off: bool) -> None:
+        super().__init__("the model returned no answer text")
+        self.cut_off = cut_off
+
+
+class Interrupted(GlmbotError):
+    """The bot stopped (a deploy, a restart) before this reply was finished."""
 
 
 class PromptTooLong(GlmbotError):
@@ -102,8 +116,14 @@ def user_message(error: GlmbotError) -> str:
         return "The model could not handle this request. Try rephrasing it or starting a new thread."
     if isinstance(error, ModelUnavailable):
         return "The model is not answering right now. Please try again in a minute."
-    if isinstance(error, ModelStreamFailed):
+    if isinstance(error, EmptyAnswer) and error.cut_off:
+        return (
+            "The model used up its output limit while thinking and wrote no answer. Try a narrower question."
+        )
+    if isinstance(error, ModelStreamFailed | EmptyAnswer):
         return "The model stopped before finishing its answer. Please try again."
+    if isinstance(error, Interrupted):
+        return "I was restarted before I could finish. Please ask again."
     if isinstance(error, StoreUnavailable):
         return "I'm temporarily unavailable (my storage is not answering). Please try again shortly."
     return "Something went wrong on my side. Please try again."

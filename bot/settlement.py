@@ -58,6 +58,15 @@ class Billing:
             )
         return await self._ledger.settle(reservation, cost)
 
+    async def settle_or_release(
+        self, reservation: Reservation, input_estimate: int, progress: StreamProgress
+    ) -> None:
+        """After a reply broke off: charge the work done (estimated) if the model produced anything."""
+        if progress.text or progress.reasoning:
+            await self.settle(reservation, input_estimate, progress, usage=None)
+        else:
+            await self.release(reservation)
+
     async def release(self, reservation: Reservation) -> None:
         """Nothing was consumed: give the whole reservation back."""
         await self._ledger.release(reservation)

@@ -13,6 +13,9 @@ import redis.asyncio as redis
 import structlog
 from fakeredis import FakeServer
 from fakeredis.aioredis import FakeRedis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from bot.errors import StoreUnavailable
@@ -43,6 +46,10 @@ def open_store(redis_url: str | None) -> redis.Redis:
         decode_responses=True,
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        # A pooled connection that Redis dropped (a restart, an idle timeout) fails on first use: retry
+        # such a connection error once. Timeouts are not retried, so a script that may have run (a quota
+        # settlement) is never run twice.
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
     return redis.Redis.from_pool(pool)
 

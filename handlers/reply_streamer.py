@@ -12,13 +12,12 @@ always goes out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import ClientError
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.edit_pacing import EditPacer
@@ -109,7 +108,8 @@ class SlackReplyStreamer:
         await self.finish(f"{shown}\n\n:warning: {message}" if shown else f":warning: {message}")
 
     async def _edit_loop(self) -> None:
-        failures = 0
+        failures = 0  # consecutive, for the backoff
+        final_failures = 0  # the final edit gets its own attempts, whatever happened before it
         while True:
             await self._changed.wait()
             await self._sleep(self._pacer.wait_time(self._clock()))
@@ -124,11 +124,10 @@ class SlackReplyStreamer:
                 self._changed.set()
                 continue
             except SlackUnavailable:
-                # Count only consecutive failures: a blip early in the stream must not use up the
-                # attempts the final edit needs.
                 failures += 1
-                if final and failures >= FINAL_EDIT_ATTEMPTS:
-                    log.error("final_edit_failed", attempts=failures)
+                final_failures += final
+                if final_failures >= FINAL_EDIT_ATTEMPTS:
+                    log.error("final_edit_failed", attempts=final_failures)
                     return
                 backoff = min(self._failure_backoff * 2.0 ** (failures - 1), MAX_FAILURE_BACKOFF)
                 self._pacer.rate_limited(self._clock(), backoff)
@@ -142,14 +141,26 @@ class SlackReplyStreamer:
                 return
 
     async def _interim_edit_allowed(self) -> bool:
-        """Ask the workspace budget; when it is spent, wait for the next window or the final text."""
-        hold = await self._interim_allowance(not self._interim_shown)
-        if hold <= 0:
-            return True
-        self._metrics.slack_edits.labels("skipped_budget").inc()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._finishing.wait(), timeout=hold)
-        return False
+        """Ask the workspace budget; when it is spent, wait for the next window or the final text.
+
+        The final text never waits for the budget: a slow answer from the store is abandoned as soon as
+        the final text arrives.
+        """
+        asking = asyncio.ensure_future(self._interim_allowance(not self._interim_shown))
+        finishing = asyncio.ensure_future(self._finishing.wait())
+        try:
+            await asyncio.wait({asking, finishing}, return_when=asyncio.FIRST_COMPLETED)
+            if not asking.done():
+                return False
+            hold = asking.result()
+            if hold <= 0:
+                return True
+            self._metrics.slack_edits.labels("skipped_budget").inc()
+            await asyncio.wait({finishing}, timeout=hold)
+            return False
+        finally:
+            asking.cancel()
+            finishing.cancel()
 
     async def _render(self, text: str, final: bool) -> None:
         remainder = self._carry + text[self._committed :]
@@ -161,8 +172,8 @@ class SlackReplyStreamer:
             self._carry = carry
             self._current_ts = None
             remainder = self._carry + text[self._committed :]
-        if final and not remainder.strip():
-            return  # the answer ended exactly at a cut: the last message already holds it all
+        if not remainder.strip():
+            return  # the text ends exactly at a cut: the last message already holds all of it
         await self._send(to_mrkdwn(remainder) if final else render_partial(remainder) + TYPING_CURSOR)
 
     async def _send(self, body: str) -> None:
@@ -180,7 +191,8 @@ class SlackReplyStreamer:
                 self._metrics.slack_edits.labels("ok").inc()
         except SlackApiError as exc:
             raise _translate(exc, self._metrics) from None
-        except (ClientError, TimeoutError, OSError) as exc:
+        except (SlackClientError, ClientError, TimeoutError, OSError, KeyError) as exc:
+            # Transport errors, a closed session, or an answer without a ts: try again later.
             log.warning("slack_call_failed", error=type(exc).__name__)
             raise SlackUnavailable("slack transport error") from None
         self._last_sent = body

@@ -13,6 +13,7 @@ from bot.domain import ChatMessage, ThreadKey
 from bot.errors import StoreUnavailable
 from bot.history_store import MAX_ENTRIES, HistoryStore, history_key
 from bot.store import open_store, store_answers
+from tests.fakes.redis_server import RedisServer
 
 THREAD = ThreadKey("T1", "C1", "1700000000.000100")
 
@@ -113,3 +114,11 @@ async def test_unreadable_entry_is_skipped(client: redis.Redis) -> None:
     await client.rpush(history_key(THREAD), "{not json", '{"role": "user"}')
     await store.append(THREAD, [ChatMessage("assistant", "a1")])
     assert [m.text for m in await store.load(THREAD)] == ["q1", "a1"]
+
+
+async def test_dropped_connections_are_retried(client: redis.Redis, redis_server: RedisServer) -> None:
+    """After Redis drops the bot's pooled connections (a restart, an idle timeout), the next call works."""
+    store = HistoryStore(client, ttl_seconds=60)
+    await store.append(THREAD, [ChatMessage("user", "before")])
+    redis_server.client.client_kill_filter(_type="normal", skipme=True)
+    assert [m.text for m in await store.load(THREAD)] == ["before"]

@@ -134,3 +134,15 @@ async def test_spent_workspace_budget_holds_interim_edits_not_the_final(fake_sla
     assert fake_slack.calls_to("chat.update") == []
     await asyncio.wait_for(streamer.finish("final text"), timeout=5)
     assert [c.body["text"] for c in fake_slack.calls_to("chat.update")] == ["final text"]
+
+
+async def test_final_edit_gets_its_own_attempts(fake_slack: FakeSlack) -> None:
+    """Even right after a run of failed interim edits, the final edit still gets several tries."""
+    streamer = _streamer(fake_slack, interval=0.01)
+    await streamer.start()
+    fake_slack.error_next("chat.update", error="internal_error", times=5)
+    for i in range(1, 5):
+        streamer.show("part " * i)
+        await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.update")) >= i)  # noqa: B023
+    await streamer.finish("the whole answer")
+    assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["the whole answer"]

@@ -1,0 +1,41 @@
+"""A shutdown that outlasts the drain still ends replies visibly and gives reserved money back."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from bot.console import ConsoleSink
+from bot.domain import IncomingMessage, ThreadKey
+from bot.errors import Interrupted, user_message
+from bot.local_files import LocalFileFetcher
+from bot.runtime import open_core, quota_ledger
+from bot.settings import load_settings
+from bot.store import open_store
+from tests.fakes.constants import MODEL_API_KEY
+from tests.fakes.model_api import FakeModel, Reply
+
+
+async def test_drain_interrupts_late_replies(
+    monkeypatch: pytest.MonkeyPatch, fake_model: FakeModel, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reply still waiting for the model when the drain ends is told so, and its reservation is released."""
+    monkeypatch.setenv("GLM_API_KEY", MODEL_API_KEY)
+    monkeypatch.setenv("GLM_BASE_URL", fake_model.base_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    fake_model.script(Reply(text="never sent", hold=asyncio.Event()))
+    settings = load_settings()
+    message = IncomingMessage(ThreadKey("T1", "D1", "1.0"), "1.0", "U1", "slow question")
+    async with open_core(settings) as core:
+        sink = ConsoleSink(sys.stdout)
+        reply = asyncio.create_task(core.conversation.answer(message, sink, LocalFileFetcher(1000)))
+        await fake_model.wait_for(lambda: len(fake_model.requests) == 1)
+        await core.conversation.drain(within_seconds=0.1)
+        assert reply.cancelled()
+    assert user_message(Interrupted()) in capsys.readouterr().out
+    store = open_store(redis_url)
+    status = await quota_ledger(settings, store).status("U1")
+    await store.aclose()
+    assert (status.reserved_pico, status.spent_pico) == (0, 0)
