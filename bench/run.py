@@ -34,7 +34,6 @@ import math
 import os
 import re
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -55,6 +54,7 @@ from bot.settings import Settings
 from bot.slack_text import to_mrkdwn
 from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.bot_env import fake_backed_settings, is_bot_setting
+from tests.fakes.bot_process import free_port
 from tests.fakes.constants import BOT_TOKEN, BOT_USER_ID, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, ModelCall, Reply
 from tests.fakes.redis_server import RedisServer
@@ -271,12 +271,6 @@ def round_deadline(options: Options, n: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def bot_environment(

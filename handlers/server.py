@@ -116,11 +116,11 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
         bolt = build_bolt_app(settings, core, socket_mode=not http_mode, session=session)
         runner = await start_web(build_web_app(core, bolt if http_mode else None), "0.0.0.0", port)
         socket: AsyncSocketModeHandler | None = None
-        if not http_mode and settings.slack_app_token is not None:
-            socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-            await socket.connect_async()  # type: ignore[no-untyped-call]
-        log.info("serving", mode="http" if http_mode else "socket", port=port)
         try:
+            if not http_mode and settings.slack_app_token is not None:
+                socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+                await _connect_unless_stopped(socket, stop)
+            log.info("serving", mode="http" if http_mode else "socket", port=port)
             await stop.wait()
         finally:
             log.info("stopping")
@@ -129,6 +129,23 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
             await runner.cleanup()
             # Replies already accepted finish (or fail visibly) instead of leaving a spinner behind.
             await core.conversation.drain(DRAIN_SECONDS)
+
+
+async def _connect_unless_stopped(socket: AsyncSocketModeHandler, stop: asyncio.Event) -> None:
+    """Open the Socket Mode connection; a signal during the attempt wins.
+
+    slack_sdk keeps retrying a connection it cannot open (a revoked app token, Slack unreachable), so the
+    attempt must not keep SIGTERM from stopping the process.
+    """
+    connecting = asyncio.ensure_future(socket.connect_async())  # type: ignore[no-untyped-call]
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if connecting.done():
+        connecting.result()  # re-raises a failed connection attempt
+    else:
+        connecting.cancel()
+        log.warning("socket_mode_not_connected_before_stop")
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -2,6 +2,8 @@
 
 Point the bot at it with ``SLACK_API_URL=fake.api_url``. Every call is recorded in ``fake.calls``;
 messages posted with ``chat.postMessage`` and edited with ``chat.update`` are kept in ``fake.messages``.
+Socket Mode too: ``apps.connections.open`` (app-level token) hands out a websocket on the same server,
+where a test pushes events with ``await fake.push_event(body)`` (see ``tests.fakes.socket_mode``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from aiohttp import web
 
 from tests.fakes.constants import APP_ID, BOT_ID, BOT_TOKEN, BOT_USER_ID, TEAM_ID
 from tests.fakes.loopback import LoopbackServer, poll_until
+from tests.fakes.socket_mode import APP_TOKEN, SOCKET_PATH, SocketModeHub
 
 __all__ = [
     "APP_ID",
+    "APP_TOKEN",
     "BOT_ID",
     "BOT_USER_ID",
     "TEAM_ID",
@@ -102,9 +106,11 @@ class FakeSlack(LoopbackServer):
     Use ``async with FakeSlack(bot_token=...) as fake`` or ``await fake.start()`` / ``await fake.stop()``.
     """
 
-    def __init__(self, bot_token: str = BOT_TOKEN) -> None:
+    def __init__(self, bot_token: str = BOT_TOKEN, app_token: str = APP_TOKEN) -> None:
         super().__init__()
         self.bot_token = bot_token
+        self.app_token = app_token
+        self.socket = SocketModeHub()
         self.calls: list[SlackCall] = []
         self.messages: dict[str, FakeMessage] = {}
         self.ephemerals: list[SlackCall] = []
@@ -127,6 +133,8 @@ class FakeSlack(LoopbackServer):
         app.router.add_route("GET", "/api/{method}", self._handle_api)
         app.router.add_route("GET", "/files-pri/{path:.*}", self._handle_file)
         app.router.add_route("POST", "/response-url/{key}", self._handle_response_url)
+        app.router.add_route("GET", SOCKET_PATH, self.socket.handle)
+        app.on_shutdown.append(self.socket.close_all)
         return app
 
     # ------------------------------------------------------------------ addresses
@@ -148,6 +156,31 @@ class FakeSlack(LoopbackServer):
     def response_url(self, key: str = "1") -> str:
         """A slash-command ``response_url`` whose POSTs are recorded in ``response_posts``."""
         return f"{self.base_url}/response-url/{key}"
+
+    @property
+    def socket_url(self) -> str:
+        """Base of the Socket Mode websocket URL (``apps.connections.open`` adds a ``ticket``)."""
+        return f"ws://{self.host}:{self.port}{SOCKET_PATH}"
+
+    # ------------------------------------------------------------------ Socket Mode helpers
+
+    @property
+    def socket_connected(self) -> bool:
+        """True while a Socket Mode client is connected and has been sent ``hello``."""
+        return self.socket.connected
+
+    @property
+    def socket_acks(self) -> list[str]:
+        """Envelope ids the Socket Mode client acknowledged, in order."""
+        return [ack.envelope_id for ack in self.socket.acks]
+
+    async def push_event(
+        self, body: Mapping[str, Any], retry_attempt: int = 0, retry_reason: str = ""
+    ) -> str:
+        """Send an ``events_api`` envelope around the ``event_callback`` ``body``; returns its envelope id."""
+        return await self.socket.push(
+            "events_api", body, retry_attempt=retry_attempt, retry_reason=retry_reason
+        )
 
     # ------------------------------------------------------------------ test helpers
 
@@ -237,6 +270,8 @@ class FakeSlack(LoopbackServer):
             text = str(body)
             lines.append(f"  {c.method} {text[:200]}")
         lines.append(f"messages: { {ts: m.text[:80] for ts, m in self.messages.items()} }")
+        if self.socket.tickets:
+            lines.append(self.socket.describe().strip())
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ handlers
@@ -290,6 +325,8 @@ class FakeSlack(LoopbackServer):
             self.calls.append(SlackCall(method=method, body=params, at=time.monotonic()))
             return _json({"ok": False, "error": "invalid_json"})
         self.calls.append(SlackCall(method=method, body=params, at=time.monotonic()))
+        if method == "apps.connections.open":
+            return self._apps_connections_open(request)
         if not self._authorized(request):
             return _json({"ok": False, "error": "invalid_auth"})
         fault = self._take_fault(method)
@@ -344,6 +381,20 @@ class FakeSlack(LoopbackServer):
         return web.Response(status=200, text="ok", content_type="text/plain")
 
     # ------------------------------------------------------------------ Web API methods
+
+    def _apps_connections_open(self, request: web.Request) -> web.Response:
+        """Only the app-level token may open a connection (Slack refuses a bot token by its type)."""
+        auth = request.headers.get("Authorization", "")
+        if auth == f"Bearer {self.bot_token}":
+            return _json({"ok": False, "error": "not_allowed_token_type"})
+        if auth != f"Bearer {self.app_token}":
+            return _json({"ok": False, "error": "invalid_auth"})
+        fault = self._take_fault("apps.connections.open")
+        if fault is not None:
+            retry = fault.status == 429 and fault.retry_after is not None
+            headers = {"Retry-After": str(fault.retry_after)} if retry else {}
+            return _json({"ok": False, "error": fault.error}, status=fault.status, headers=headers)
+        return _json({"ok": True, "url": f"{self.socket_url}?ticket={self.socket.issue_ticket()}"})
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {

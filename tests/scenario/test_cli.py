@@ -6,24 +6,18 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 
 import httpx
 import pytest
 from PIL import Image
 
+from tests.fakes.bot_process import free_port, wait_healthy
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.signing import event_body, signed_headers
 from tests.fakes.slack_api import FakeSlack
 from tests.scenario.harness import message
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _run(args: list[str], env: dict[str, str], stdin: bytes = b"") -> tuple[int, str, str]:
@@ -82,7 +76,7 @@ async def test_serve_http_answers_and_drains_on_sigterm(
     fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
 ) -> None:
     """serve --http answers signed DMs and, on SIGTERM, finishes the reply in flight, then exits 0."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SLACK_BOT_TOKEN": BOT_TOKEN,
@@ -103,7 +97,7 @@ async def test_serve_http_answers_and_drains_on_sigterm(
     )
     try:
         async with httpx.AsyncClient(timeout=5) as http:
-            await _wait_healthy(http, f"http://127.0.0.1:{port}/healthz")
+            await wait_healthy(http, f"http://127.0.0.1:{port}/healthz", process)
             await _send_dm(http, port, "hi from cli", "EvCli1")
             await fake_slack.wait_for(lambda: _texts(fake_slack) == ["First."])
             await _send_dm(http, port, "a slow one", "EvCli2")
@@ -134,17 +128,6 @@ async def _send_dm(http: httpx.AsyncClient, port: int, text: str, event_id: str)
     headers = {"Content-Type": "application/json", **signed_headers(SIGNING_SECRET, body)}
     response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
     assert response.status_code == 200
-
-
-async def _wait_healthy(http: httpx.AsyncClient, url: str) -> None:
-    for _ in range(300):
-        try:
-            if (await http.get(url)).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} never became healthy")
 
 
 async def test_console_image_goes_through_the_image_pipeline(fake_model: FakeModel) -> None:
