@@ -40,9 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="HTTP mode even if SLACK_APP_TOKEN is set")
     serve.add_argument("--port", type=int, help="HTTP port (default: PORT, else 3000)")
     commands.add_parser("console", help="chat with the model in this terminal")
-    quota = commands.add_parser(
-        "quota", help="view and change spend quotas (needs REDIS_URL)", usage=QUOTA_USAGE
-    )
+    quota = commands.add_parser("quota", help="view and change spend quotas (needs REDIS_URL)")
     actions = quota.add_subparsers(dest="action", required=True)
     actions.add_parser("show", help="a user's spend and limit").add_argument("user")
     limit = actions.add_parser("set", help="set a user's limit in USD")
