@@ -17,6 +17,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncServerErrorRetryHandler,
@@ -52,12 +53,14 @@ def build_bolt_app(
         retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncServerErrorRetryHandler(max_retry_count=2)],
     )
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    bolt_logger = logging.getLogger("slack_bolt")
+    bolt_logger.addFilter(_expected_token_notice)
     app = AsyncApp(
         client=client,
         signing_secret=secret,
         request_verification_enabled=not socket_mode,
         process_before_response=False,
-        logger=logging.getLogger("slack_bolt"),
+        logger=bolt_logger,
     )
     files = SlackFileFetcher(
         http=core.http,
@@ -78,6 +81,12 @@ def build_bolt_app(
     )
     register(app, services)
     return app
+
+
+def _expected_token_notice(record: logging.LogRecord) -> bool:
+    """Drop Bolt's start-up warning that our client wins over SLACK_BOT_TOKEN: it reads the variable
+    itself, and giving it a configured client (base URL, shared session, retry handlers) is intended."""
+    return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
 def build_web_app(core: Core, bolt: AsyncApp | None) -> web.Application:
