@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 from aiohttp import ClientError
@@ -44,6 +45,18 @@ class _RateLimited(Exception):
         self.retry_after = retry_after
 
 
+class EditGate(Protocol):
+    """The workspace-wide edit budget, seen from one reply (``handlers.services`` binds the team)."""
+
+    async def take(self, first_edit: bool) -> float:
+        """0 when an interim edit may go now, else the seconds to hold off."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """Slack answered 429: hold the workspace's interim edits for ``seconds``."""
+        ...
+
+
 class SlackReplyStreamer:
     """Shows one streaming answer in a Slack thread (implements ``bot.ports.ReplySink``)."""
 
@@ -53,7 +66,7 @@ class SlackReplyStreamer:
         channel: str,
         thread_ts: str,
         pacer: EditPacer,
-        interim_allowance: Callable[[bool], Awaitable[float]],
+        edit_gate: EditGate,
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -63,7 +76,7 @@ class SlackReplyStreamer:
         self._channel = channel
         self._thread_ts = thread_ts
         self._pacer = pacer
-        self._interim_allowance = interim_allowance
+        self._edit_gate = edit_gate
         self._metrics = metrics
         self._clock = clock
         self._sleep = sleep
@@ -121,6 +134,7 @@ class SlackReplyStreamer:
                 await self._render(text, final)
             except _RateLimited as limited:
                 self._pacer.rate_limited(self._clock(), limited.retry_after)
+                await self._edit_gate.pause(limited.retry_after)
                 self._changed.set()
                 continue
             except SlackUnavailable:
@@ -146,7 +160,7 @@ class SlackReplyStreamer:
         The final text never waits for the budget: a slow answer from the store is abandoned as soon as
         the final text arrives.
         """
-        asking = asyncio.ensure_future(self._interim_allowance(not self._interim_shown))
+        asking = asyncio.ensure_future(self._edit_gate.take(not self._interim_shown))
         finishing = asyncio.ensure_future(self._finishing.wait())
         try:
             await asyncio.wait({asking, finishing}, return_when=asyncio.FIRST_COMPLETED)

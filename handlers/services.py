@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -16,6 +15,20 @@ from bot.quota_admin import QuotaAdmin
 from handlers.admins import AdminDirectory
 from handlers.reply_streamer import SlackReplyStreamer
 from handlers.slack_files import SlackFileFetcher
+
+
+@dataclass(frozen=True, slots=True)
+class TeamEditGate:
+    """The workspace edit budget for one team (implements ``reply_streamer.EditGate``)."""
+
+    budget: EditBudget
+    team: str
+
+    async def take(self, first_edit: bool) -> float:
+        return await self.budget.take(self.team, first_edit)
+
+    async def pause(self, seconds: float) -> None:
+        await self.budget.pause(self.team, seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,5 +46,5 @@ class Services:
     def streamer(self, client: AsyncWebClient, thread: ThreadKey) -> SlackReplyStreamer:
         """A reply streamer for one answer in one thread."""
         pacer = EditPacer(self.edit_interval)
-        allowance = partial(self.edit_budget.take, thread.team)
-        return SlackReplyStreamer(client, thread.channel, thread.thread_ts, pacer, allowance, self.metrics)
+        gate = TeamEditGate(self.edit_budget, thread.team)
+        return SlackReplyStreamer(client, thread.channel, thread.thread_ts, pacer, gate, self.metrics)

@@ -38,3 +38,12 @@ async def test_first_words_keep_half_the_budget(redis_url: str) -> None:
 async def test_store_down_does_not_stop_streaming() -> None:
     """A dead store grants edits (Slack limits are not money): streaming goes on at the per-message pace."""
     assert await EditBudget(open_store("redis://127.0.0.1:9/0"), per_minute=1).take("T1", False) == 0.0
+
+
+async def test_rate_limit_pauses_the_whole_workspace(redis_url: str) -> None:
+    """A 429's Retry-After recorded by one replica holds every replica's interim edits for that team."""
+    first, second = (EditBudget(open_store(redis_url), per_minute=50) for _ in range(2))
+    await first.pause("T1", 2.0)
+    hold = await second.take("T1", True)
+    assert 1.5 < hold <= 2.0
+    assert await second.take("T2", True) == 0.0

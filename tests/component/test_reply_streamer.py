@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -17,20 +16,24 @@ from tests.fakes.constants import BOT_TOKEN
 from tests.fakes.slack_api import FakeSlack
 
 
-async def _unlimited(first_edit: bool) -> float:
-    return 0.0
+class FixedGate:
+    """An edit gate that always answers the same hold, and records pauses."""
+
+    def __init__(self, hold: float = 0.0) -> None:
+        self.hold = hold
+        self.pauses: list[float] = []
+
+    async def take(self, first_edit: bool) -> float:
+        return self.hold
+
+    async def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
 
 
-async def _budget_spent(first_edit: bool) -> float:
-    return 60.0
-
-
-def _streamer(
-    slack: FakeSlack, interval: float = 0.05, allowance: Callable[[bool], Awaitable[float]] = _unlimited
-) -> SlackReplyStreamer:
+def _streamer(slack: FakeSlack, interval: float = 0.05, gate: FixedGate | None = None) -> SlackReplyStreamer:
     client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
     return SlackReplyStreamer(
-        client, "C1", "1.0", EditPacer(interval), allowance, Metrics(), failure_backoff=0.01
+        client, "C1", "1.0", EditPacer(interval), gate or FixedGate(), Metrics(), failure_backoff=0.01
     )
 
 
@@ -127,7 +130,7 @@ async def test_answer_ending_at_a_cut_posts_no_empty_message(fake_slack: FakeSla
 
 async def test_spent_workspace_budget_holds_interim_edits_not_the_final(fake_slack: FakeSlack) -> None:
     """With the workspace's edit budget spent, no interim edit goes out, and the final one goes at once."""
-    streamer = _streamer(fake_slack, allowance=_budget_spent)
+    streamer = _streamer(fake_slack, gate=FixedGate(hold=60.0))
     await streamer.start()
     streamer.show("partial text")
     await asyncio.sleep(0.2)
@@ -146,3 +149,16 @@ async def test_final_edit_gets_its_own_attempts(fake_slack: FakeSlack) -> None:
         await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.update")) >= i)  # noqa: B023
     await streamer.finish("the whole answer")
     assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["the whole answer"]
+
+
+async def test_rate_limited_edit_is_shared_with_the_workspace(fake_slack: FakeSlack) -> None:
+    """A 429 on chat.update is reported to the edit gate, so other replies hold off too."""
+    gate = FixedGate()
+    streamer = _streamer(fake_slack, gate=gate)
+    await streamer.start()
+    fake_slack.fail_next("chat.update", status=429, retry_after=1)
+    streamer.show("partial")
+    await fake_slack.wait_for(lambda: bool(fake_slack.calls_to("chat.update")))
+    await streamer.finish("done")
+    assert gate.pauses == [1.0]
+    assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["done"]
