@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_quota(settings, command))
     if args.command == "serve":
         http_mode = args.http or settings.slack_app_token is None
-        asyncio.run(_serve(settings, http_mode, args.port or settings.port))
+        try:
+            asyncio.run(_serve(settings, http_mode, args.port or settings.port))
+        except SettingsError as exc:  # a setting only Slack can judge, such as a revoked token
+            print(f"glmbot: {exc}", file=sys.stderr)
+            return 2
     else:
         asyncio.run(_console(settings))
     return 0

@@ -13,11 +13,12 @@ import signal
 
 import aiohttp
 import structlog
-from aiohttp import web
+from aiohttp import ClientError, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncServerErrorRetryHandler,
@@ -26,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import CONTENT_TYPE
 from bot.runtime import Core
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.store import store_answers
 from handlers import register
 from handlers.admins import AdminDirectory
@@ -35,6 +36,16 @@ from handlers.slack_files import SlackFileFetcher
 
 log = structlog.get_logger(__name__)
 EVENTS_PATH = "/slack/events"
+REFUSED_TOKEN_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+    }
+)
 # Slack gives a container about 30 s between SIGTERM and SIGKILL in most orchestrators' defaults.
 DRAIN_SECONDS = 25.0
 
@@ -123,6 +134,7 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
     stop = _stop_on_signals()
     async with aiohttp.ClientSession() as session:
         bolt = build_bolt_app(settings, core, socket_mode=not http_mode, session=session)
+        await check_bot_token(bolt.client)
         runner = await start_web(build_web_app(core, bolt if http_mode else None), "0.0.0.0", port)
         socket: AsyncSocketModeHandler | None = None
         try:
@@ -138,6 +150,21 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
             await runner.cleanup()
             # Replies already accepted finish (or fail visibly) instead of leaving a spinner behind.
             await core.conversation.drain(DRAIN_SECONDS)
+
+
+async def check_bot_token(client: AsyncWebClient) -> None:
+    """Stop at start, naming the variable, when Slack refuses the bot token; a Slack outage only warns."""
+    try:
+        identity = await client.auth_test()
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", ""))
+        if error in REFUSED_TOKEN_ERRORS:
+            raise SettingsError(f"invalid setting SLACK_BOT_TOKEN: Slack refused it ({error})") from None
+        log.warning("auth_test_failed", error=error)
+    except (ClientError, TimeoutError, OSError) as exc:
+        log.warning("slack_unreachable_at_start", error=type(exc).__name__)
+    else:
+        log.info("slack_identity", team_id=identity.get("team_id"), bot_user_id=identity.get("user_id"))
 
 
 async def _connect_unless_stopped(socket: AsyncSocketModeHandler, stop: asyncio.Event) -> None:

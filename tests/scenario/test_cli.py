@@ -12,6 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.fakes.bot_env import fake_backed_settings
 from tests.fakes.bot_process import free_port, wait_healthy
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, Reply
@@ -181,3 +182,20 @@ async def test_quota_needs_redis_url() -> None:
     code, _out, err = await _run(["quota", "top"], dict(os.environ))
     assert code == 2
     assert "REDIS_URL" in err
+
+
+async def test_refused_bot_token_stops_serve_with_one_line(
+    fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
+) -> None:
+    """A bot token Slack refuses (auth.test: invalid_auth) stops serve at start, naming SLACK_BOT_TOKEN."""
+    env = {
+        **os.environ,
+        **fake_backed_settings(fake_slack, fake_model, redis_url),
+        "SLACK_BOT_TOKEN": "xoxb-revoked",
+    }
+    code, _out, err = await _run(["serve", "--http", "--port", str(free_port())], env)
+    assert code == 2
+    assert "SLACK_BOT_TOKEN" in err
+    assert "invalid_auth" in err
+    assert "Traceback" not in err
+    assert "xoxb-revoked" not in err
