@@ -127,6 +127,9 @@ def plan_reply(
 ) -> ReplyBudget | None:
     """The largest ``max_tokens`` (up to the requested one) that ``available_pico`` covers.
 
+    This is the specification of the ledger's reserve script, which must repeat it in Lua to run
+    atomically inside Redis; the component tests check that the two agree.
+
     The prompt is paid for first; the rest buys output tokens. ``None`` when the money does not cover
     the prompt, or covers fewer than ``min_tokens`` output tokens.
     """
@@ -144,7 +147,10 @@ def plan_reply(
 
 
 def notice_due(spent_pico: int, limit_pico: int) -> bool:
-    """Whether spending has reached 80% of a positive limit (exact: ``spent * 5 >= limit * 4``)."""
+    """Whether spending has reached 80% of a positive limit (exact: ``spent * 5 >= limit * 4``).
+
+    The specification of the settle script's notice flag; the component tests check that they agree.
+    """
     return limit_pico > 0 and spent_pico * 5 >= limit_pico * 4
 
 

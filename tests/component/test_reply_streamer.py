@@ -30,6 +30,13 @@ class FixedGate:
         self.pauses.append(seconds)
 
 
+async def _show_parts(streamer: SlackReplyStreamer, slack: FakeSlack, count: int) -> None:
+    """Show ``count`` growing texts, each after the previous edit attempt reached Slack."""
+    for i in range(1, count + 1):
+        streamer.show("part " * i)
+        await slack.wait_for(lambda: len(slack.calls_to("chat.update")) >= i)  # noqa: B023
+
+
 def _streamer(slack: FakeSlack, interval: float = 0.05, gate: FixedGate | None = None) -> SlackReplyStreamer:
     client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
     return SlackReplyStreamer(
@@ -111,9 +118,7 @@ async def test_early_edit_failures_do_not_use_up_final_attempts(fake_slack: Fake
     streamer = _streamer(fake_slack, interval=0.01)
     await streamer.start()
     fake_slack.error_next("chat.update", error="internal_error", times=4)
-    for i in range(1, 6):
-        streamer.show("part " * i)
-        await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.update")) >= i)  # noqa: B023
+    await _show_parts(streamer, fake_slack, 5)
     fake_slack.error_next("chat.update", error="internal_error", times=1)
     await streamer.finish("the whole answer")
     assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["the whole answer"]
@@ -144,9 +149,7 @@ async def test_final_edit_gets_its_own_attempts(fake_slack: FakeSlack) -> None:
     streamer = _streamer(fake_slack, interval=0.01)
     await streamer.start()
     fake_slack.error_next("chat.update", error="internal_error", times=5)
-    for i in range(1, 5):
-        streamer.show("part " * i)
-        await fake_slack.wait_for(lambda: len(fake_slack.calls_to("chat.update")) >= i)  # noqa: B023
+    await _show_parts(streamer, fake_slack, 4)
     await streamer.finish("the whole answer")
     assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["the whole answer"]
 
