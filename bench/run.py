@@ -46,13 +46,13 @@ from typing import Any
 
 import aiohttp
 
-from bot.edit_budget import TAKE_SCRIPT as EDIT_BUDGET_TAKE
-from bot.history_store import APPEND_SCRIPT as HISTORY_APPEND
-from bot.quota_scripts import RESERVE as QUOTA_RESERVE
-from bot.quota_scripts import SETTLE as QUOTA_SETTLE
+from bot.billing.lua_scripts import RESERVE as QUOTA_RESERVE
+from bot.billing.lua_scripts import SETTLE as QUOTA_SETTLE
 from bot.settings import Settings
-from bot.slack_text import to_mrkdwn
-from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
+from bot.store.history import APPEND_SCRIPT as HISTORY_APPEND
+from handlers.reply.budget import TAKE_SCRIPT as EDIT_BUDGET_TAKE
+from handlers.reply.mrkdwn import to_mrkdwn
+from handlers.reply.streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.bot_env import fake_backed_settings, is_bot_setting
 from tests.fakes.bot_process import free_port
 from tests.fakes.constants import BOT_TOKEN, BOT_USER_ID, MODEL_API_KEY, SIGNING_SECRET

@@ -9,12 +9,9 @@ import argparse
 import asyncio
 import sys
 
-from bot.console import run_console
-from bot.errors import StoreUnavailable, user_message
-from bot.local_files import LocalFileFetcher
-from bot.logs import configure_logging
-from bot.quota_admin import QuotaAdmin
-from bot.quota_commands import (
+from bot.app import open_core, quota_ledger
+from bot.billing.admin import QuotaAdmin
+from bot.billing.commands import (
     QuotaCommand,
     Reset,
     SetDefault,
@@ -25,9 +22,12 @@ from bot.quota_commands import (
     parse_amount,
     parse_user,
 )
-from bot.runtime import open_core, quota_ledger
+from bot.console.app import run_console
+from bot.core.errors import StoreUnavailable, user_message
+from bot.images.local import LocalFileFetcher
+from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
-from bot.store import open_store
+from bot.store.connection import open_store
 
 QUOTA_USAGE = "usage: glmbot quota {show USER_ID | set USER_ID USD | default USD | reset USER_ID | top}"
 SHELL_CALLER = "shell"

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.pricing import Price, PricingError, price_for
+from bot.billing.pricing import Price, PricingError, price_for
 
 CommaList = Annotated[list[str], NoDecode]
 MAX_OUTPUT_CEILING = 32768

@@ -8,9 +8,9 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import StoreUnavailable, user_message
-from bot.quota_admin import is_admin_command
-from bot.quota_commands import UsageError, parse_quota_command
+from bot.billing.admin import is_admin_command
+from bot.billing.commands import UsageError, parse_quota_command
+from bot.core.errors import StoreUnavailable, user_message
 from handlers.services import Services
 
 REFUSED = "Only glmbot admins can do that. `/glm-quota` with no argument shows your own spend."

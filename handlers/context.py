@@ -6,7 +6,7 @@ from typing import Any
 
 import structlog
 
-from bot.domain import IncomingMessage
+from bot.core.domain import IncomingMessage
 
 
 def bind_event(message: IncomingMessage, body: dict[str, Any]) -> None:

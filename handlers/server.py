@@ -25,14 +25,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.app import Core
 from bot.metrics import CONTENT_TYPE
-from bot.runtime import Core
 from bot.settings import Settings, SettingsError
-from bot.store import store_answers
+from bot.store.connection import store_answers
 from handlers import register
 from handlers.admins import AdminDirectory
+from handlers.files import SlackFileFetcher
 from handlers.services import Services
-from handlers.slack_files import SlackFileFetcher
 
 log = structlog.get_logger(__name__)
 EVENTS_PATH = "/slack/events"

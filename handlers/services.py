@@ -6,15 +6,15 @@ from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.conversation import ConversationService
-from bot.domain import ThreadKey
-from bot.edit_budget import EditBudget
-from bot.edit_pacing import EditPacer
+from bot.billing.admin import QuotaAdmin
+from bot.core.conversation import ConversationService
+from bot.core.domain import ThreadKey
 from bot.metrics import Metrics
-from bot.quota_admin import QuotaAdmin
 from handlers.admins import AdminDirectory
-from handlers.reply_streamer import SlackReplyStreamer
-from handlers.slack_files import SlackFileFetcher
+from handlers.files import SlackFileFetcher
+from handlers.reply.budget import EditBudget
+from handlers.reply.pacing import EditPacer
+from handlers.reply.streamer import SlackReplyStreamer
 
 
 @dataclass(frozen=True, slots=True)

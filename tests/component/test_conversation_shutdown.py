@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from bot.console import ConsoleSink
-from bot.domain import IncomingMessage, ThreadKey
-from bot.errors import Interrupted, user_message
-from bot.local_files import LocalFileFetcher
-from bot.runtime import open_core, quota_ledger
+from bot.app import open_core, quota_ledger
+from bot.console.app import ConsoleSink
+from bot.core.domain import IncomingMessage, ThreadKey
+from bot.core.errors import Interrupted, user_message
+from bot.images.local import LocalFileFetcher
 from bot.settings import load_settings
-from bot.store import open_store
+from bot.store.connection import open_store
 from tests.fakes.constants import MODEL_API_KEY
 from tests.fakes.model_api import FakeModel, Reply
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.edit_budget import EditBudget
-from bot.edit_pacing import budget_window
-from bot.store import open_store
+from bot.store.connection import open_store
+from handlers.reply.budget import EditBudget
+from handlers.reply.pacing import budget_window
 
 
 def test_budget_window() -> None:

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as redis
 
-from bot.dedupe import MessageClaims
-from bot.domain import ChatMessage, ThreadKey
-from bot.errors import StoreUnavailable
-from bot.history_store import MAX_ENTRIES, HistoryStore, history_key
-from bot.store import open_store, store_answers
+from bot.core.domain import ChatMessage, ThreadKey
+from bot.core.errors import StoreUnavailable
+from bot.store.claims import MessageClaims
+from bot.store.connection import open_store, store_answers
+from bot.store.history import MAX_ENTRIES, HistoryStore, history_key
 from tests.fakes.redis_server import RedisServer
 
 THREAD = ThreadKey("T1", "C1", "1700000000.000100")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.domain import (
+from bot.core.domain import (
     ChatMessage,
     ModelEvent,
     ModelRequest,
@@ -20,8 +20,8 @@ from bot.domain import (
     TextDelta,
     Usage,
 )
-from bot.errors import ModelRejected, ModelStreamFailed, ModelUnavailable
-from bot.model_client import (
+from bot.core.errors import ModelRejected, ModelStreamFailed, ModelUnavailable
+from bot.model.client import (
     ModelClient,
     ModelConfig,
     ThinkingStyle,

@@ -11,12 +11,12 @@ import redis.asyncio as redis
 from redis.crc import key_slot
 from structlog.testing import capture_logs
 
-from bot.errors import QuotaExceeded, StoreUnavailable
-from bot.pricing import Price
-from bot.quota import notice_due, period_at, plan_reply
-from bot.quota_keys import DEFAULT_KEY, limit_key, reservations_key, spend_key, top_key
-from bot.quota_ledger import MAX_LIMIT_PICO, QuotaLedger, Reservation
-from bot.store import open_store
+from bot.billing.keys import DEFAULT_KEY, limit_key, reservations_key, spend_key, top_key
+from bot.billing.ledger import MAX_LIMIT_PICO, QuotaLedger, Reservation
+from bot.billing.money import notice_due, period_at, plan_reply
+from bot.billing.pricing import Price
+from bot.core.errors import QuotaExceeded, StoreUnavailable
+from bot.store.connection import open_store
 from tests.fakes.redis_server import RedisServer
 
 PRICE = Price(input_pico_per_token=1_000, output_pico_per_token=2_000)

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.edit_pacing import EditPacer
-from bot.errors import SlackUnavailable
+from bot.core.errors import SlackUnavailable
 from bot.metrics import Metrics
-from bot.slack_text import to_mrkdwn
-from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR, SlackReplyStreamer
+from handlers.reply.mrkdwn import to_mrkdwn
+from handlers.reply.pacing import EditPacer
+from handlers.reply.streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR, SlackReplyStreamer
 from tests.fakes.constants import BOT_TOKEN
 from tests.fakes.slack_api import FakeSlack
 

@@ -11,9 +11,9 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from structlog.testing import capture_logs
 
-from bot.domain import Attachment
-from bot.errors import ImageRejected
-from handlers.slack_files import (
+from bot.core.domain import Attachment
+from bot.core.errors import ImageRejected
+from handlers.files import (
     NOT_ALLOWED_HOST,
     REDIRECTED_AWAY,
     SIGN_IN_PAGE,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.runtime import open_core
+from bot.app import open_core
 from bot.settings import load_settings
 from handlers.server import build_bolt_app, build_web_app, start_web
 from tests.fakes.bot_env import fake_backed_settings

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.errors import ModelStreamFailed, ModelUnavailable, StoreUnavailable, user_message
-from bot.slack_text import to_mrkdwn
-from handlers.reply_streamer import PLACEHOLDER, TYPING_CURSOR
+from bot.core.errors import ModelStreamFailed, ModelUnavailable, StoreUnavailable, user_message
+from handlers.reply.mrkdwn import to_mrkdwn
+from handlers.reply.streamer import PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.slack_api import FakeSlack
 from tests.scenario.harness import BotUnderTest, bot_environment, mention, message, running_bot

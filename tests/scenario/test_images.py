@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.slack_text import to_mrkdwn
-from handlers.reply_streamer import PLACEHOLDER, TYPING_CURSOR
+from handlers.reply.mrkdwn import to_mrkdwn
+from handlers.reply.streamer import PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel
 from tests.fakes.slack_api import FakeSlack
 from tests.scenario.harness import BotUnderTest, bot_environment, mention, message, running_bot

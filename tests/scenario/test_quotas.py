@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from bot.pricing import cost_pico, price_for
-from bot.quota import usd_to_pico
-from handlers.reply_streamer import PLACEHOLDER, TYPING_CURSOR
+from bot.billing.money import usd_to_pico
+from bot.billing.pricing import cost_pico, price_for
+from handlers.reply.streamer import PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.slack_api import FakeSlack
 from tests.scenario.harness import BotUnderTest, bot_environment, mention, message, running_bot

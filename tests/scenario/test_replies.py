@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import time
 
-from bot.slack_text import to_mrkdwn
-from handlers.reply_streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
+from handlers.reply.mrkdwn import to_mrkdwn
+from handlers.reply.streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.slack_api import FakeSlack
 from tests.scenario.harness import BotUnderTest, mention, message

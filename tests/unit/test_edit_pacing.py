@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.edit_pacing import EditPacer
+from handlers.reply.pacing import EditPacer
 
 
 def test_first_edit_immediately() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.image_tokens import PATCH, image_tokens, target_size
+from bot.images.tokens import PATCH, image_tokens, target_size
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from bot.errors import ImageRejected
-from bot.image_tokens import PATCH, image_tokens, target_size
-from bot.images import DAMAGED, NOT_AN_IMAGE, TOO_BIG_TO_SEND, PreparedImage, prepare_image
+from bot.core.errors import ImageRejected
+from bot.images.decode import DAMAGED, NOT_AN_IMAGE, TOO_BIG_TO_SEND, PreparedImage, prepare_image
+from bot.images.tokens import PATCH, image_tokens, target_size
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)

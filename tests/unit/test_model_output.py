@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.model_output import AnswerFilter
+from bot.core.answer_filter import AnswerFilter
 
 # (raw model content, text the user should see). Each case must give the same result however the
 # raw text is cut into chunks.

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot.domain import ThreadKey
-from handlers.parsing import incoming_message, is_person_message, mentions, strip_mention, thread_of
+from bot.core.domain import ThreadKey
+from handlers.events import incoming_message, is_person_message, mentions, strip_mention, thread_of
 
 BOT = "UBOT0001"
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.pricing import Price, PricingError, cost_pico, per_token_pico, price_for
+from bot.billing.pricing import Price, PricingError, cost_pico, per_token_pico, price_for
 
 GLM = Price(input_pico_per_token=780_000, output_pico_per_token=2_340_000)
 
@@ -70,7 +70,7 @@ def test_unknown_model_needs_both_overrides(input_usd: Decimal | None, output_us
     with pytest.raises(PricingError) as info:
         price_for("glm-9", input_usd, output_usd)
     assert str(info.value) == (
-        "no price for model 'glm-9': add it to bot/pricing.json or set "
+        "no price for model 'glm-9': add it to bot/billing/pricing.json or set "
         "GLM_INPUT_USD_PER_MTOK and GLM_OUTPUT_USD_PER_MTOK"
     )
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain import Attachment, ChatMessage, ImageRef
-from bot.errors import PromptTooLong
-from bot.image_pipeline import select_images
-from bot.prompt import build_prompt, image_note, without_images
-from bot.tokens import estimate_message_tokens
+from bot.core.domain import Attachment, ChatMessage, ImageRef
+from bot.core.errors import PromptTooLong
+from bot.core.prompt import build_prompt, image_note, without_images
+from bot.core.tokens import estimate_message_tokens
+from bot.images.pipeline import select_images
 
 
 def ref(file_id: str, tokens: int = 1000) -> ImageRef:

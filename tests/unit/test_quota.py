@@ -8,8 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.pricing import Price
-from bot.quota import (
+from bot.billing.money import (
     AMOUNT_ERROR,
     PICO_PER_USD,
     Period,
@@ -22,6 +21,7 @@ from bot.quota import (
     plan_reply,
     usd_to_pico,
 )
+from bot.billing.pricing import Price
 
 GLM = Price(input_pico_per_token=780_000, output_pico_per_token=2_340_000)
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import structlog
 
-from bot.errors import (
+from bot.core.errors import (
     GlmbotError,
     ModelRejected,
     ModelStreamFailed,

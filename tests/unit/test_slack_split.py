@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bot.slack_split import take_chunk
-from bot.slack_text import to_mrkdwn
+from handlers.reply.mrkdwn import to_mrkdwn
+from handlers.reply.split import take_chunk
 
 FENCE_LINE = re.compile(r"^[ \t]*(?:```|~~~)\S*[ \t]*$", re.MULTILINE)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.slack_text import render_partial, to_mrkdwn
+from handlers.reply.mrkdwn import render_partial, to_mrkdwn
 
 RULE = "──────────"
 

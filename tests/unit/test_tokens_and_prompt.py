@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain import ChatMessage
-from bot.errors import PromptTooLong
-from bot.prompt import build_prompt
-from bot.tokens import (
+from bot.core.domain import ChatMessage
+from bot.core.errors import PromptTooLong
+from bot.core.prompt import build_prompt
+from bot.core.tokens import (
     MESSAGE_OVERHEAD_TOKENS,
     REQUEST_OVERHEAD_TOKENS,
     estimate_message_tokens,

@@ -1,0 +1,119 @@
+"""Build the core once from Settings: store, model client, conversation service, metrics.
+
+Shared by ``glmbot serve`` and ``glmbot console`` so both run the very same conversation path. Every
+client is opened inside one ``AsyncExitStack`` and closed when the program stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import redis.asyncio as redis
+
+from bot.billing.admin import QuotaAdmin
+from bot.billing.ledger import QuotaLedger
+from bot.billing.money import usd_to_pico
+from bot.billing.settlement import Billing
+from bot.core.conversation import ConversationConfig, ConversationService
+from bot.core.prompt import DEFAULT_SYSTEM_PROMPT
+from bot.images.cache import ImageCache
+from bot.images.pipeline import ImagePipeline
+from bot.metrics import Metrics
+from bot.model.client import MAX_WAIT_SECONDS, MODEL_ATTEMPTS, ModelClient, ModelConfig, thinking_style_for
+from bot.settings import Settings
+from bot.store.claims import MessageClaims
+from bot.store.connection import open_store, preload_scripts
+from bot.store.history import HistoryStore
+from handlers.reply.budget import EditBudget
+
+DAY_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """The platform-free services, ready to use."""
+
+    store: redis.Redis
+    http: httpx.AsyncClient
+    conversation: ConversationService
+    quota_admin: QuotaAdmin
+    edit_budget: EditBudget
+    metrics: Metrics
+
+
+def model_config(settings: Settings) -> ModelConfig:
+    """The model client's configuration from Settings."""
+    api_key = settings.glm_api_key.get_secret_value() if settings.glm_api_key else ""
+    style = settings.glm_thinking_style
+    return ModelConfig(
+        base_url=settings.glm_base_url,
+        api_key=api_key,
+        model=settings.glm_model,
+        thinking=settings.glm_thinking == "on",
+        thinking_style=thinking_style_for(settings.glm_base_url) if style == "auto" else style,
+    )
+
+
+def quota_ledger(settings: Settings, store: redis.Redis) -> QuotaLedger:
+    """The spend ledger with the configured default limit and period."""
+    return QuotaLedger(
+        store,
+        usd_to_pico(settings.quota_default_usd),
+        settings.quota_period,
+        reservation_ttl_seconds=reservation_ttl_seconds(settings),
+    )
+
+
+def reservation_ttl_seconds(settings: Settings) -> int:
+    """How long a reply's reservation is held: longer than any reply can take.
+
+    Every model attempt may time out (plus its backoff) before the first token, and then the longest
+    answer may stream at a slow 10 tokens per second. Only a crashed reply waits this long to release.
+    """
+    attempts = MODEL_ATTEMPTS * (settings.glm_timeout_seconds + MAX_WAIT_SECONDS)
+    return int(attempts + settings.glm_max_output_tokens / 10)
+
+
+@asynccontextmanager
+async def open_core(settings: Settings) -> AsyncIterator[Core]:
+    """Open the store and the model's HTTP client, build the services, close everything on exit."""
+    async with AsyncExitStack() as stack:
+        store = open_store(settings.redis_url)
+        stack.push_async_callback(store.aclose)
+        timeout = httpx.Timeout(settings.glm_timeout_seconds, connect=10.0)
+        limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout, limits=limits))
+        metrics = Metrics()
+        images = ImagePipeline(
+            ImageCache(store, ttl_seconds=settings.image_cache_ttl_hours * 3600),
+            max_side=settings.image_max_side,
+            max_per_message=settings.image_max_per_message,
+        )
+        ledger = quota_ledger(settings, store)
+        history = HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS)
+        edit_budget = EditBudget(store, settings.slack_edits_per_minute)
+        await preload_scripts(store, (*history.scripts, *ledger.scripts, *edit_budget.scripts))
+        conversation = ConversationService(
+            history=history,
+            images=images,
+            billing=Billing(ledger, settings.price(), settings.quota_min_reply_tokens),
+            claims=MessageClaims(store),
+            model=ModelClient(http, model_config(settings)),
+            config=ConversationConfig(
+                system_prompt=settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
+                context_tokens=settings.glm_context_tokens,
+                max_output_tokens=settings.glm_max_output_tokens,
+            ),
+            metrics=metrics,
+        )
+        yield Core(
+            store=store,
+            http=http,
+            conversation=conversation,
+            quota_admin=QuotaAdmin(ledger),
+            edit_budget=edit_budget,
+            metrics=metrics,
+        )

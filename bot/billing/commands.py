@@ -1,0 +1,100 @@
+"""Parse ``/glm-quota`` arguments into a command. Pure: no I/O.
+
+(nothing)          show my own spend
+show @user         an admin looks at someone's spend
+set @user USD      an admin sets someone's limit
+default USD        an admin sets the workspace default limit
+reset @user        an admin zeroes someone's spend for this period
+top                an admin lists this period's top spenders
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.billing.money import parse_usd
+
+USAGE = "Usage: /glm-quota [show @user | set @user USD | default USD | reset @user | top]"
+# A Slack user id as typed (U0123ABCD, W0123ABCD for Enterprise Grid), or as Slack escapes a mention.
+_USER = re.compile(r"^(?:<@)?([UW][A-Z0-9]{2,})(?:\|[^>]*)?>?$")
+
+
+class UsageError(ValueError):
+    """The arguments do not form a command. ``str()`` is the reason plus the slash command's usage line."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(f"{reason} {USAGE}".strip())
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ShowOwn:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetLimit:
+    user: str
+    limit_pico: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetDefault:
+    limit_pico: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Top:
+    pass
+
+
+QuotaCommand = ShowOwn | Show | SetLimit | SetDefault | Reset | Top
+
+
+def parse_user(token: str) -> str:
+    """``U0123ABCD``, ``<@U0123ABCD>`` or ``<@U0123ABCD|name>`` -> ``U0123ABCD``."""
+    match = _USER.match(token.strip())
+    if match is None:
+        raise UsageError(f"{token!r} is not a Slack user id (like U0123ABCD or <@U0123ABCD>).")
+    return match.group(1)
+
+
+def parse_amount(token: str) -> int:
+    """A dollar amount -> picodollars, or a UsageError naming the problem."""
+    try:
+        return parse_usd(token)
+    except ValueError as exc:
+        raise UsageError(f"{exc}.") from None
+
+
+def parse_quota_command(text: str) -> QuotaCommand:
+    """The command in ``text`` (the slash command's argument string)."""
+    words = text.split()
+    if not words:
+        return ShowOwn()
+    name, args = words[0].lower(), words[1:]
+    expected = {"show": 1, "set": 2, "default": 1, "reset": 1, "top": 0}
+    if name not in expected:
+        raise UsageError(f"Unknown subcommand {words[0]!r}.")
+    if len(args) != expected[name]:
+        raise UsageError()
+    if name == "show":
+        return Show(parse_user(args[0]))
+    if name == "set":
+        return SetLimit(parse_user(args[0]), parse_amount(args[1]))
+    if name == "default":
+        return SetDefault(parse_amount(args[0]))
+    if name == "reset":
+        return Reset(parse_user(args[0]))
+    return Top()

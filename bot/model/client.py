@@ -1,0 +1,227 @@
+"""Streamed chat completions from an OpenAI-compatible endpoint serving glm-4.5v.
+
+This is the edge that meets httpx: every httpx / SSE failure is translated into the ``ModelError``
+tree here, and nothing else in the bot sees a transport exception. The API key only ever goes into
+the ``Authorization`` header; it is never logged and never part of an exception message.
+Decoding each SSE data event (deltas, finish reason, usage, error bodies) is ``model_stream``'s job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+from httpx_sse import EventSource, SSEError, aconnect_sse
+
+from bot.core.domain import ChatMessage, ModelEvent, ModelRequest, StreamEnd
+from bot.core.errors import ModelRejected, ModelStreamFailed, ModelUnavailable
+from bot.model.sse import (
+    DETAIL_LIMIT,
+    StreamState,
+    chunk_deltas,
+    error_code_and_message,
+    parse_chunk,
+    parse_retry_after,
+    parse_usage,
+)
+
+log = structlog.get_logger(__name__)
+
+ThinkingStyle = Literal["openrouter", "zai", "vllm"]
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Z.ai overloads HTTP 429: these business codes mean "no credit" and "content refused", which
+# waiting will not fix.
+NON_RETRYABLE_ZAI_CODES = frozenset({"1113", "1301"})
+MAX_WAIT_SECONDS = 30.0
+MODEL_ATTEMPTS = 4
+
+_ZAI_DOMAINS = ("z.ai", "bigmodel.cn")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def thinking_style_for(base_url: str) -> ThinkingStyle:
+    """Guess which request field switches thinking for the backend at ``base_url``."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    if any(host == domain or host.endswith("." + domain) for domain in _ZAI_DOMAINS):
+        return "zai"
+    lowered = base_url.lower()
+    if host in _LOCAL_HOSTS or "vllm" in lowered or "sglang" in lowered:
+        return "vllm"
+    # UnoRouter, OpenRouter and unknown routers speak the OpenRouter dialect.
+    return "openrouter"
+
+
+def thinking_fields(style: ThinkingStyle, enabled: bool) -> dict[str, object]:
+    """The request-body fields that turn thinking on or off for ``style``."""
+    if style == "zai":
+        return {"thinking": {"type": "enabled" if enabled else "disabled"}}
+    if style == "vllm":
+        return {"chat_template_kwargs": {"enable_thinking": enabled}}
+    return {"reasoning": {"enabled": enabled}}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """Where and how to call the model."""
+
+    base_url: str
+    # repr=False: a logged or printed config must not leak the key.
+    api_key: str = field(repr=False)
+    model: str
+    thinking: bool
+    thinking_style: ThinkingStyle
+    max_attempts: int = MODEL_ATTEMPTS
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 8.0
+
+
+class _RetryableError(Exception):
+    """Internal signal: this attempt failed in a way that another attempt may fix."""
+
+    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ModelClient:
+    """Streams one completion per call, retrying only before anything was yielded."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        config: ModelConfig,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._config = config
+        self._sleep = sleep
+        self._url = config.base_url.rstrip("/") + "/chat/completions"
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Yield text and reasoning deltas, then exactly one ``StreamEnd``; raise a ``ModelError``."""
+        body = self._request_body(request)
+        attempts = max(1, self._config.max_attempts)
+        yielded = False
+        for attempt in range(1, attempts + 1):
+            try:
+                # aclosing: if our consumer stops early, the HTTP response is closed right away.
+                async with aclosing(self._attempt(body)) as events:
+                    async for event in events:
+                        yielded = True
+                        yield event
+                return
+            except _RetryableError as failure:
+                if yielded:
+                    # Part of the answer is already out: a retry would duplicate it.
+                    raise ModelStreamFailed(f"model stream broke off: {failure.reason}") from failure
+                if attempt == attempts:
+                    raise ModelUnavailable(
+                        f"model endpoint unavailable after {attempts} attempts: {failure.reason}"
+                    ) from failure
+                delay = self._retry_delay(attempt, failure.retry_after)
+                log.warning(
+                    "model_retry", status=failure.status, reason=failure.reason, attempt=attempt, delay=delay
+                )
+                await self._sleep(delay)
+
+    def _request_body(self, request: ModelRequest) -> dict[str, object]:
+        body: dict[str, object] = {
+            "model": self._config.model,
+            "messages": [_wire_message(message, request.images) for message in request.messages],
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            # Required for usage on vLLM, harmless (or ignored) elsewhere.
+            "stream_options": {"include_usage": True},
+        }
+        body.update(thinking_fields(self._config.thinking_style, self._config.thinking))
+        return body
+
+    async def _attempt(self, body: dict[str, object]) -> AsyncGenerator[ModelEvent, None]:
+        """One HTTP request: yield its events, or raise ``_RetryableError`` / a final ``ModelError``."""
+        headers = {"Authorization": f"Bearer {self._config.api_key}"}
+        state = StreamState()
+        try:
+            async with aconnect_sse(self._http, "POST", self._url, json=body, headers=headers) as source:
+                if not source.response.is_success:
+                    await self._raise_for_status(source.response)
+                async with aclosing(_read_events(source, state)) as events:
+                    async for event in events:
+                        yield event
+        except SSEError as exc:
+            # A 200 that is not an event stream: a misconfigured endpoint, not a passing glitch.
+            # (SSEError subclasses httpx.TransportError, so it must be caught first.)
+            raise ModelStreamFailed("model endpoint did not answer with an event stream") from exc
+        except httpx.TransportError as exc:
+            # Covers connect/read/pool timeouts and connections dropped mid-stream.
+            raise _RetryableError(type(exc).__name__) from exc
+        except httpx.HTTPError as exc:
+            raise ModelStreamFailed(f"model stream unreadable: {type(exc).__name__}") from exc
+        # Usage may come on a chunk after the finish chunk, so judge only once the stream closed.
+        if state.finish_reason is None:
+            raise ModelStreamFailed("model stream ended without a finish reason")
+        yield StreamEnd(finish_reason=state.finish_reason, usage=state.usage)
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        """Turn an HTTP error status into ``_RetryableError`` or a final ``ModelError``."""
+        await response.aread()
+        code, message = error_code_and_message(response.content)
+        detail = self._redact(message or response.reason_phrase or "no detail")[:DETAIL_LIMIT]
+        status = response.status_code
+        if status in RETRYABLE_STATUSES and code not in NON_RETRYABLE_ZAI_CODES:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise _RetryableError(f"HTTP {status}", status=status, retry_after=retry_after)
+        if status >= 500:
+            raise ModelUnavailable(f"model endpoint answered {status}: {detail}")
+        raise ModelRejected(status, detail)
+
+    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
+        """Jittered exponential backoff, never shorter than the server's Retry-After, at most 30 s."""
+        config = self._config
+        backoff = min(config.backoff_max_seconds, config.backoff_base_seconds * 2.0 ** (attempt - 1))
+        # Equal jitter: spreads retries of concurrent requests without ever waiting ~0 s.
+        jittered = backoff * random.uniform(0.5, 1.0)
+        return min(MAX_WAIT_SECONDS, max(retry_after or 0.0, jittered))
+
+    def _redact(self, text: str) -> str:
+        """Servers sometimes echo the request; make sure the key never lands in a message."""
+        key = self._config.api_key
+        return text.replace(key, "***") if key else text
+
+
+def _wire_message(message: ChatMessage, images: Mapping[str, str]) -> dict[str, object]:
+    """One message in the OpenAI format: a plain string, or image parts followed by the text part."""
+    if not message.images:
+        return {"role": message.role, "content": message.text}
+    parts: list[dict[str, object]] = [
+        {"type": "image_url", "image_url": {"url": images[image.file_id]}} for image in message.images
+    ]
+    parts.append({"type": "text", "text": message.text})
+    return {"role": message.role, "content": parts}
+
+
+async def _read_events(source: EventSource, state: StreamState) -> AsyncGenerator[ModelEvent, None]:
+    """Yield deltas from the SSE data events until ``[DONE]`` or EOF, recording finish and usage."""
+    async with aclosing(source.aiter_sse()) as messages:
+        async for sse in messages:
+            data = sse.data.strip()
+            if not data:
+                # Keep-alives and comment-only blocks (": OPENROUTER PROCESSING") carry no data.
+                continue
+            if data == "[DONE]":
+                return
+            chunk = parse_chunk(data)
+            usage = parse_usage(chunk.get("usage"))
+            if usage is not None:
+                state.usage = usage
+            for event in chunk_deltas(chunk, state):
+                yield event

@@ -1,0 +1,123 @@
+"""Decode the server-sent events of a streamed chat completion, and the error bodies around them.
+
+Functions without I/O: ``model_client`` reads the SSE stream and feeds each data event here. Malformed or
+failed events raise ``ModelStreamFailed``; so does a finish reason not in ``NORMAL_FINISHES``. The only
+outside input is the wall clock, which ``parse_retry_after`` reads to turn an HTTP-date into seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from bot.core.domain import ModelEvent, ReasoningDelta, TextDelta, Usage
+from bot.core.errors import ModelStreamFailed
+
+__all__ = [
+    "DETAIL_LIMIT",
+    "NORMAL_FINISHES",
+    "StreamState",
+    "chunk_deltas",
+    "error_code_and_message",
+    "parse_chunk",
+    "parse_retry_after",
+    "parse_usage",
+]
+
+# tool_calls cannot happen (we send no tools) but is a clean finish if a backend reports it.
+NORMAL_FINISHES = {"stop": "stop", "length": "length", "tool_calls": "stop"}
+DETAIL_LIMIT = 200
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What the data events said about how the stream ended."""
+
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+def parse_chunk(data: str) -> dict[str, object]:
+    """Decode one data event; error events and garbage end the stream as a failure."""
+    try:
+        chunk = json.loads(data)
+    except json.JSONDecodeError:
+        raise ModelStreamFailed("model stream sent malformed JSON") from None
+    if not isinstance(chunk, dict):
+        raise ModelStreamFailed("model stream sent a non-object data event")
+    if chunk.get("error"):
+        _code, message = error_code_and_message(data.encode())
+        raise ModelStreamFailed(f"model stream reported an error: {(message or 'no detail')[:DETAIL_LIMIT]}")
+    return chunk
+
+
+def chunk_deltas(chunk: dict[str, object], state: StreamState) -> list[ModelEvent]:
+    """Deltas of ``choices[0]`` (which may be absent); records a finish reason as a side effect."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return []
+    choice = choices[0]
+    events: list[ModelEvent] = []
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        # Z.ai and vLLM say reasoning_content, OpenRouter says reasoning; never take both twice.
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            events.append(ReasoningDelta(reasoning))
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            events.append(TextDelta(content))
+    reason = choice.get("finish_reason")
+    if isinstance(reason, str) and reason:
+        if reason not in NORMAL_FINISHES:
+            raise ModelStreamFailed(f"model stream finished with {reason[:DETAIL_LIMIT]!r}")
+        state.finish_reason = NORMAL_FINISHES[reason]
+    return events
+
+
+def parse_usage(raw: object) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt = raw.get("prompt_tokens")
+    completion = raw.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+def error_code_and_message(body: bytes) -> tuple[str | None, str | None]:
+    """Business code and message of an error body: ``{"error": {...}}`` or Z.ai's flat shape."""
+    try:
+        parsed = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(parsed, dict):
+        return None, None
+    inner = parsed.get("error")
+    source = inner if isinstance(inner, dict) else parsed
+    code = source.get("code")
+    message = source.get("message")
+    if not isinstance(message, str) and isinstance(inner, str):
+        message = inner
+    return (
+        str(code) if code is not None else None,
+        message if isinstance(message, str) else None,
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: integer seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,84 @@
+"""Open the Redis connection: a real server when REDIS_URL is set, else an embedded in-process store.
+
+The embedded store is fakeredis with Lua support, so every Lua script and key layout is the same in both
+cases. It lives in one process and forgets everything on restart: fine for trying the bot, not for a team.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import redis.asyncio as redis
+import structlog
+from fakeredis import FakeServer
+from fakeredis.aioredis import FakeRedis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from bot.core.errors import StoreUnavailable
+
+log = structlog.get_logger(__name__)
+# Bounded waits: a store that hangs must turn into a clear "temporarily unavailable", not a stuck reply.
+SOCKET_TIMEOUT_SECONDS = 5.0
+# Each command takes well under a millisecond, so a small pool serves hundreds of concurrent replies.
+# It blocks (up to the socket timeout) when all connections are busy: redis-py's default pool instead
+# fails at once past 100 connections, which turned a burst of 200 mentions into "unavailable" replies.
+MAX_CONNECTIONS = 50
+
+
+def open_store(redis_url: str | None) -> redis.Redis:
+    """A Redis client for ``redis_url``, or the embedded store when it is None."""
+    if redis_url is None:
+        log.warning(
+            "embedded_store",
+            detail="REDIS_URL is unset: using an in-process store; one process only, "
+            "history and quotas are lost on restart",
+        )
+        client: redis.Redis = FakeRedis(server=FakeServer(), decode_responses=True)
+        return client
+    pool = redis.BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=SOCKET_TIMEOUT_SECONDS,
+        decode_responses=True,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        # A pooled connection that Redis dropped (a restart, an idle timeout) fails on first use: retry
+        # such a connection error once. Timeouts are not retried, so a script that may have run (a quota
+        # settlement) is never run twice.
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
+    return redis.Redis.from_pool(pool)
+
+
+@contextmanager
+def store_errors(action: str) -> Iterator[None]:
+    """Turn Redis failures inside the block into StoreUnavailable, keeping the cause readable in logs."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"{action}: {type(exc).__name__}: {exc}") from exc
+
+
+async def preload_scripts(client: redis.Redis, sources: Iterable[str]) -> None:
+    """Load Lua scripts at start, so a burst of first replies does not all hit NOSCRIPT and reload them.
+
+    A store that is down at start is not fatal: replies fail closed until it answers, and the scripts
+    load on first use.
+    """
+    try:
+        for source in sources:
+            await client.script_load(source)
+    except (RedisError, OSError) as exc:
+        log.warning("scripts_not_preloaded", detail=f"{type(exc).__name__}: {exc}")
+
+
+async def store_answers(client: redis.Redis) -> bool:
+    """True when the store answers a PING."""
+    try:
+        return bool(await client.ping())
+    except (RedisError, OSError):
+        return False

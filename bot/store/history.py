@@ -1,0 +1,92 @@
+"""Per-thread conversation history in Redis: one list per thread, appended atomically, with a TTL.
+
+Key layout: ``glmbot:{<team>:<channel>:<thread_ts>}:history``. The braces are a Redis Cluster hash tag, so
+every key of one thread lands in one slot. Each entry is one JSON object: ``role``, ``text`` and
+``images`` (compact references; the bytes live in ``image_cache``).
+Two replies racing in one thread each append their (question, answer) pair in one script call, so the
+pairs never interleave. The list is capped so a very long thread cannot grow without bound; trimming to
+the context window happens later, in ``prompt.build_prompt``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import redis.asyncio as redis
+import structlog
+
+from bot.core.domain import ChatMessage, ImageRef, Role, ThreadKey
+from bot.store.connection import store_errors
+
+log = structlog.get_logger(__name__)
+
+MAX_ENTRIES = 400
+APPEND_SCRIPT = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def history_key(thread: ThreadKey) -> str:
+    """The Redis key of one thread's history."""
+    return f"glmbot:{{{thread.tag()}}}:history"
+
+
+class HistoryStore:
+    """Load, append and forget thread histories."""
+
+    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
+        self._client = client
+        self._ttl_seconds = ttl_seconds
+        self._append = client.register_script(APPEND_SCRIPT)
+
+    @property
+    def scripts(self) -> tuple[str, ...]:
+        """The Lua sources this store runs, for preloading at start."""
+        return (APPEND_SCRIPT,)
+
+    async def load(self, thread: ThreadKey) -> list[ChatMessage]:
+        """The thread's messages, oldest first."""
+        with store_errors("history load"):
+            raw = await self._client.lrange(history_key(thread), 0, -1)
+        decoded = [_decode(entry) for entry in raw]
+        return [message for message in decoded if message is not None]
+
+    async def append(self, thread: ThreadKey, messages: Sequence[ChatMessage]) -> None:
+        """Append messages in one atomic step and renew the thread's TTL."""
+        entries = [json.dumps(_encode(m), ensure_ascii=False) for m in messages]
+        with store_errors("history append"):
+            await self._append(keys=[history_key(thread)], args=[self._ttl_seconds, MAX_ENTRIES, *entries])
+
+    async def exists(self, thread: ThreadKey) -> bool:
+        """True when the bot has a conversation in this thread."""
+        with store_errors("history lookup"):
+            return bool(await self._client.exists(history_key(thread)))
+
+    async def forget(self, thread: ThreadKey) -> None:
+        """Delete the thread's history."""
+        with store_errors("history delete"):
+            await self._client.delete(history_key(thread))
+
+
+def _encode(message: ChatMessage) -> dict[str, object]:
+    entry: dict[str, object] = {"role": message.role, "text": message.text}
+    if message.images:
+        entry["images"] = [asdict(image) for image in message.images]
+    return entry
+
+
+def _decode(entry: str | bytes) -> ChatMessage | None:
+    """One stored message; an entry that cannot be read is skipped rather than breaking the thread."""
+    try:
+        data = json.loads(entry)
+        role: Role = "assistant" if data["role"] == "assistant" else "user"
+        images = tuple(ImageRef(**image) for image in data.get("images", ()))
+        return ChatMessage(role, str(data["text"]), images)
+    except (ValueError, KeyError, TypeError):
+        log.warning("history_entry_unreadable")
+        return None
