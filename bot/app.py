@@ -1,11 +1,14 @@
-"""Build the core once from Settings: store, model client, conversation service, metrics.
+"""The composition root: settings -> clients -> services -> a front end (Slack, the console or the shell).
 
-Shared by ``glmbot serve`` and ``glmbot console`` so both run the very same conversation path. Every
-client is opened inside one ``AsyncExitStack`` and closed when the program stops.
+``open_core`` builds the platform-free services once, the same for ``glmbot serve`` and ``glmbot
+console``, so both run the very same conversation path; every client is opened inside one
+``AsyncExitStack`` and closed when the program stops. ``serve``, ``console`` and ``quota`` then run one
+front end on it. This is the one module of ``bot`` that reaches into ``handlers``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -14,12 +17,17 @@ import httpx
 import redis.asyncio as redis
 
 from bot.billing.admin import QuotaAdmin
+from bot.billing.commands import QuotaCommand
 from bot.billing.ledger import QuotaLedger
 from bot.billing.money import usd_to_pico
-from bot.billing.settlement import Billing
+from bot.billing.settlement import QuotaBilling
+from bot.console.app import run_console
 from bot.core.conversation import ConversationConfig, ConversationService
+from bot.core.errors import StoreUnavailable
+from bot.core.messages import user_message
 from bot.core.prompt import DEFAULT_SYSTEM_PROMPT
 from bot.images.cache import ImageCache
+from bot.images.local import LocalFileFetcher
 from bot.images.pipeline import ImagePipeline
 from bot.metrics import Metrics
 from bot.model.client import MAX_WAIT_SECONDS, MODEL_ATTEMPTS, ModelClient, ModelConfig, thinking_style_for
@@ -27,9 +35,10 @@ from bot.settings import Settings
 from bot.store.claims import MessageClaims
 from bot.store.connection import open_store, preload_scripts
 from bot.store.history import HistoryStore
-from handlers.reply.budget import EditBudget
 
 DAY_SECONDS = 24 * 3600
+# What the over-quota message tells each front end's users that admins manage limits with.
+CONSOLE_QUOTA_COMMAND = "glmbot quota"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +48,7 @@ class Core:
     store: redis.Redis
     http: httpx.AsyncClient
     conversation: ConversationService
-    quota_admin: QuotaAdmin
-    edit_budget: EditBudget
+    ledger: QuotaLedger
     metrics: Metrics
 
 
@@ -78,8 +86,11 @@ def reservation_ttl_seconds(settings: Settings) -> int:
 
 
 @asynccontextmanager
-async def open_core(settings: Settings) -> AsyncIterator[Core]:
-    """Open the store and the model's HTTP client, build the services, close everything on exit."""
+async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterator[Core]:
+    """Open the store and the model's HTTP client, build the services, close everything on exit.
+
+    ``quota_command`` is how the front end's admins manage limits, named in the over-quota message.
+    """
     async with AsyncExitStack() as stack:
         store = open_store(settings.redis_url)
         stack.push_async_callback(store.aclose)
@@ -94,18 +105,18 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         )
         ledger = quota_ledger(settings, store)
         history = HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS)
-        edit_budget = EditBudget(store, settings.slack_edits_per_minute)
-        await preload_scripts(store, (*history.scripts, *ledger.scripts, *edit_budget.scripts))
+        await preload_scripts(store, (*history.scripts, *ledger.scripts))
         conversation = ConversationService(
             history=history,
             images=images,
-            billing=Billing(ledger, settings.price(), settings.quota_min_reply_tokens),
+            billing=QuotaBilling(ledger, settings.price(), settings.quota_min_reply_tokens),
             claims=MessageClaims(store),
             model=ModelClient(http, model_config(settings)),
             config=ConversationConfig(
                 system_prompt=settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
                 context_tokens=settings.glm_context_tokens,
                 max_output_tokens=settings.glm_max_output_tokens,
+                quota_command=quota_command,
             ),
             metrics=metrics,
         )
@@ -113,7 +124,35 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             store=store,
             http=http,
             conversation=conversation,
-            quota_admin=QuotaAdmin(ledger),
-            edit_budget=edit_budget,
+            ledger=ledger,
             metrics=metrics,
         )
+
+
+async def serve(settings: Settings, http_mode: bool, port: int) -> None:
+    """``glmbot serve``: the Slack front end, until SIGINT or SIGTERM."""
+    from handlers.commands import QUOTA_COMMAND  # the Slack side is only loaded when serving
+    from handlers.server import serve as serve_slack
+
+    async with open_core(settings, QUOTA_COMMAND) as core:
+        await serve_slack(settings, core, http_mode=http_mode, port=port)
+
+
+async def console(settings: Settings) -> None:
+    """``glmbot console``: the terminal front end, until ``/quit`` or end of input."""
+    async with open_core(settings, CONSOLE_QUOTA_COMMAND) as core:
+        files = LocalFileFetcher(max_bytes=settings.image_max_download_bytes)
+        await run_console(core.conversation, files, sys.stdin, sys.stdout)
+
+
+async def quota(settings: Settings, command: QuotaCommand, caller: str) -> int:
+    """``glmbot quota ...``: one admin operation from a shell; returns the exit status."""
+    store = open_store(settings.redis_url)
+    try:
+        print(await QuotaAdmin(quota_ledger(settings, store)).run(command, caller))
+    except StoreUnavailable:
+        print(f"glmbot: {user_message(StoreUnavailable())}", file=sys.stderr)
+        return 1
+    finally:
+        await store.aclose()
+    return 0

@@ -1,7 +1,4 @@
-"""The ``glmbot`` command: the composition root (settings -> logging -> core -> Slack app or console).
-
-This is the one module of ``bot`` that may reach into ``handlers``: it wires the Slack side onto the core.
-"""
+"""The ``glmbot`` command line: parse the arguments, load the settings, run one command of ``bot.app``."""
 
 from __future__ import annotations
 
@@ -9,8 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from bot.app import open_core, quota_ledger
-from bot.billing.admin import QuotaAdmin
+from bot import app
 from bot.billing.commands import (
     QuotaCommand,
     Reset,
@@ -22,12 +18,8 @@ from bot.billing.commands import (
     parse_amount,
     parse_user,
 )
-from bot.console.app import run_console
-from bot.core.errors import StoreUnavailable, user_message
-from bot.images.local import LocalFileFetcher
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
-from bot.store.connection import open_store
 
 QUOTA_USAGE = "usage: glmbot quota {show USER_ID | set USER_ID USD | default USD | reset USER_ID | top}"
 SHELL_CALLER = "shell"
@@ -67,16 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
     if command is not None:
-        return asyncio.run(_quota(settings, command))
+        return asyncio.run(app.quota(settings, command, SHELL_CALLER))
     if args.command == "serve":
         http_mode = args.http or settings.slack_app_token is None
         try:
-            asyncio.run(_serve(settings, http_mode, args.port or settings.port))
+            asyncio.run(app.serve(settings, http_mode, args.port or settings.port))
         except SettingsError as exc:  # a setting only Slack can judge, such as a revoked token
             print(f"glmbot: {exc}", file=sys.stderr)
             return 2
     else:
-        asyncio.run(_console(settings))
+        asyncio.run(app.console(settings))
     return 0
 
 
@@ -102,28 +94,3 @@ def _quota_command(args: argparse.Namespace) -> QuotaCommand:
     if args.action == "reset":
         return Reset(parse_user(args.user))
     return Top()
-
-
-async def _serve(settings: Settings, http_mode: bool, port: int) -> None:
-    from handlers.server import serve  # the Slack side is only loaded when serving
-
-    async with open_core(settings) as core:
-        await serve(settings, core, http_mode=http_mode, port=port)
-
-
-async def _console(settings: Settings) -> None:
-    async with open_core(settings) as core:
-        files = LocalFileFetcher(max_bytes=settings.image_max_download_bytes)
-        await run_console(core.conversation, files, sys.stdin, sys.stdout)
-
-
-async def _quota(settings: Settings, command: QuotaCommand) -> int:
-    store = open_store(settings.redis_url)
-    try:
-        print(await QuotaAdmin(quota_ledger(settings, store)).run(command, SHELL_CALLER))
-    except StoreUnavailable:
-        print(f"glmbot: {user_message(StoreUnavailable())}", file=sys.stderr)
-        return 1
-    finally:
-        await store.aclose()
-    return 0

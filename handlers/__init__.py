@@ -14,13 +14,12 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.commands import on_quota_command
+from handlers.commands import QUOTA_COMMAND, on_quota_command
 from handlers.mentions import on_app_mention
 from handlers.messages import on_message
 from handlers.services import Services
 
 log = structlog.get_logger(__name__)
-QUOTA_COMMAND = "/glm-quota"
 
 
 def register(app: AsyncApp, services: Services) -> None:

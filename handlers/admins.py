@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable, Iterable
 
 import structlog
-from aiohttp import ClientError
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.errors import DeliveryFailed
+from handlers.errors import slack_errors
 
 log = structlog.get_logger(__name__)
 CACHE_SECONDS = 600.0
@@ -33,10 +34,11 @@ class AdminDirectory:
         if cached is not None and cached[1] > self._clock():
             return cached[0]
         try:
-            response = await client.users_info(user=user)
-        except (SlackApiError, ClientError, TimeoutError) as exc:
+            with slack_errors("users.info"):
+                response = await client.users_info(user=user)
+        except DeliveryFailed as failed:
             # Refuse rather than guess; the next try asks Slack again.
-            log.warning("admin_lookup_failed", user=user, error=type(exc).__name__)
+            log.warning("admin_lookup_failed", user=user, error=str(failed))
             return False
         profile = response.get("user") or {}
         admin = any(bool(profile.get(flag)) for flag in ("is_admin", "is_owner", "is_primary_owner"))

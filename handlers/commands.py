@@ -8,12 +8,26 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.billing.admin import is_admin_command
+from bot.billing.admin import QuotaAdmin, is_admin_command
 from bot.billing.commands import UsageError, parse_quota_command
-from bot.core.errors import StoreUnavailable, user_message
+from bot.billing.ledger import QuotaLedger
+from bot.core.errors import StoreUnavailable
+from bot.core.messages import user_message
 from handlers.services import Services
 
-REFUSED = "Only glmbot admins can do that. `/glm-quota` with no argument shows your own spend."
+QUOTA_COMMAND = "/glm-quota"
+USAGE = f"Usage: {QUOTA_COMMAND} [show @user | set @user USD | default USD | reset @user | top]"
+REFUSED = f"Only glmbot admins can do that. `{QUOTA_COMMAND}` with no argument shows your own spend."
+
+
+def mention(user: str) -> str:
+    """How Slack names a user in a message: a mention, shown as their name."""
+    return f"<@{user}>"
+
+
+def slack_quota_admin(ledger: QuotaLedger) -> QuotaAdmin:
+    """Quota answers that name users with Slack mentions."""
+    return QuotaAdmin(ledger, user_label=mention)
 
 
 async def on_quota_command(
@@ -25,7 +39,7 @@ async def on_quota_command(
     try:
         parsed = parse_quota_command(str(command.get("text") or ""))
     except UsageError as problem:
-        await respond(str(problem))
+        await respond(f"{problem.reason} {USAGE}".strip())
         return
     if is_admin_command(parsed, caller) and not await services.admins.is_admin(client, caller):
         await respond(REFUSED)

@@ -25,12 +25,11 @@ from typing import Any
 
 import httpx
 import structlog
-from aiohttp import ClientError
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.domain import Attachment
-from bot.core.errors import ImageRejected
+from bot.core.errors import DeliveryFailed, ImageRejected
+from handlers.errors import SlackRefused, slack_errors
 
 log = structlog.get_logger(__name__)
 
@@ -135,14 +134,14 @@ class SlackFileFetcher:
     async def _lookup(self, file_id: str) -> tuple[str, int | None]:
         """``files.info``: the download URL and declared size of ``file_id``."""
         try:
-            response = await self._slack.files_info(file=file_id)
-        except SlackApiError as exc:
-            error = str(exc.response.get("error") or "unknown_error")
-            log.info("slack_file.files_info_failed", file_id=file_id, error=error)
-            if error == "missing_scope":
+            with slack_errors("files.info"):
+                response = await self._slack.files_info(file=file_id)
+        except SlackRefused as refused:
+            log.info("slack_file.files_info_failed", file_id=file_id, error=refused.error)
+            if refused.error == "missing_scope":
                 raise ImageRejected(MISSING_SCOPE) from None
-            raise ImageRejected(f"I can't see that file (Slack said: {error})") from None
-        except (SlackClientError, ClientError, OSError):
+            raise ImageRejected(f"I can't see that file (Slack said: {refused.error})") from None
+        except DeliveryFailed:
             log.info("slack_file.files_info_unreachable", file_id=file_id)
             raise ImageRejected("I couldn't ask Slack about it (connection error)") from None
         file_obj = response.get("file")

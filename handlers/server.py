@@ -13,12 +13,11 @@ import signal
 
 import aiohttp
 import structlog
-from aiohttp import ClientError, web
+from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncServerErrorRetryHandler,
@@ -26,12 +25,17 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Core
+from bot.core.errors import DeliveryFailed
 from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings, SettingsError
-from bot.store.connection import store_answers
+from bot.store.connection import preload_scripts, store_answers
 from handlers import register
 from handlers.admins import AdminDirectory
+from handlers.commands import slack_quota_admin
+from handlers.errors import SlackRefused, slack_errors
 from handlers.files import SlackFileFetcher
+from handlers.reply.budget import TAKE_SCRIPT as EDIT_BUDGET_SCRIPT
+from handlers.reply.budget import EditBudget
 from handlers.services import Services
 
 log = structlog.get_logger(__name__)
@@ -73,6 +77,7 @@ def build_bolt_app(
         process_before_response=False,
         logger=bolt_logger,
     )
+    edit_budget = EditBudget(core.store, settings.slack_edits_per_minute)
     files = SlackFileFetcher(
         http=core.http,
         slack=client,
@@ -83,12 +88,12 @@ def build_bolt_app(
     )
     services = Services(
         conversation=core.conversation,
-        quota_admin=core.quota_admin,
+        quota_admin=slack_quota_admin(core.ledger),
         admins=AdminDirectory(settings.admin_user_ids),
         files=files,
         metrics=core.metrics,
         edit_interval=settings.stream_edit_interval,
-        edit_budget=core.edit_budget,
+        edit_budget=edit_budget,
     )
     register(app, services)
     return app
@@ -135,6 +140,7 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
     async with aiohttp.ClientSession() as session:
         bolt = build_bolt_app(settings, core, socket_mode=not http_mode, session=session)
         await check_bot_token(bolt.client)
+        await preload_scripts(core.store, (EDIT_BUDGET_SCRIPT,))
         runner = await start_web(build_web_app(core, bolt if http_mode else None), "0.0.0.0", port)
         socket: AsyncSocketModeHandler | None = None
         try:
@@ -155,14 +161,16 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
 async def check_bot_token(client: AsyncWebClient) -> None:
     """Stop at start, naming the variable, when Slack refuses the bot token; a Slack outage only warns."""
     try:
-        identity = await client.auth_test()
-    except SlackApiError as exc:
-        error = str(exc.response.get("error", ""))
-        if error in REFUSED_TOKEN_ERRORS:
-            raise SettingsError(f"invalid setting SLACK_BOT_TOKEN: Slack refused it ({error})") from None
-        log.warning("auth_test_failed", error=error)
-    except (ClientError, TimeoutError, OSError) as exc:
-        log.warning("slack_unreachable_at_start", error=type(exc).__name__)
+        with slack_errors("auth.test"):
+            identity = await client.auth_test()
+    except SlackRefused as refused:
+        if refused.error in REFUSED_TOKEN_ERRORS:
+            raise SettingsError(
+                f"invalid setting SLACK_BOT_TOKEN: Slack refused it ({refused.error})"
+            ) from None
+        log.warning("auth_test_failed", error=refused.error)
+    except DeliveryFailed as failed:
+        log.warning("slack_unreachable_at_start", error=str(failed))
     else:
         log.info("slack_identity", team_id=identity.get("team_id"), bot_user_id=identity.get("user_id"))
 

@@ -12,23 +12,9 @@ from bot.core.domain import ThreadKey
 from bot.metrics import Metrics
 from handlers.admins import AdminDirectory
 from handlers.files import SlackFileFetcher
-from handlers.reply.budget import EditBudget
+from handlers.reply.budget import EditBudget, TeamEditGate
 from handlers.reply.pacing import EditPacer
 from handlers.reply.streamer import SlackReplyStreamer
-
-
-@dataclass(frozen=True, slots=True)
-class TeamEditGate:
-    """The workspace edit budget for one team (implements ``reply_streamer.EditGate``)."""
-
-    budget: EditBudget
-    team: str
-
-    async def take(self, first_edit: bool) -> float:
-        return await self.budget.take(self.team, first_edit)
-
-    async def pause(self, seconds: float) -> None:
-        await self.budget.pause(self.team, seconds)
 
 
 @dataclass(frozen=True, slots=True)

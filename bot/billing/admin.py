@@ -1,21 +1,30 @@
 """Quota operations with answers in words, shared by ``/glm-quota`` and ``glmbot quota``.
 
 Who may run what is decided by the caller (the Slack handler checks admin rights; the shell is trusted).
+How a user is named is the front end's choice too: Slack passes a mention (``<@U0123ABCD>``), the shell
+prints the bare id.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.billing.commands import QuotaCommand, Reset, SetDefault, SetLimit, Show, ShowOwn
 from bot.billing.ledger import QuotaLedger, QuotaStatus
-from bot.billing.money import format_moment, format_usd
+from bot.billing.money import format_usd
+from bot.billing.periods import format_moment
 
 TOP_COUNT = 10
 _SOURCE = {"user": "a personal limit", "workspace": "the workspace default", "setting": "the default"}
 
 
-def describe(status: QuotaStatus, own: bool) -> str:
+UserLabel = Callable[[str], str]
+"""How a front end names a user id in its answers."""
+
+
+def describe(status: QuotaStatus, own: bool, label: UserLabel = str) -> str:
     """One user's spend, limit, remaining budget, replies and reset time."""
-    whose = "Your" if own else f"<@{status.user}>'s"
+    whose = "Your" if own else f"{label(status.user)}'s"
     remaining = max(0, status.limit_pico - status.spent_pico - status.reserved_pico)
     lines = [
         f"{whose} glmbot spend this {status.period.kind} ({status.period.label}): "
@@ -31,32 +40,38 @@ def describe(status: QuotaStatus, own: bool) -> str:
 class QuotaAdmin:
     """Runs quota commands against the ledger and says what happened."""
 
-    def __init__(self, ledger: QuotaLedger) -> None:
+    def __init__(self, ledger: QuotaLedger, user_label: UserLabel = str) -> None:
         self._ledger = ledger
+        self._label = user_label
 
     async def run(self, command: QuotaCommand, caller: str) -> str:
         """Carry out ``command`` for ``caller``; the answer to show them."""
         if isinstance(command, ShowOwn):
-            return describe(await self._ledger.status(caller), own=True)
+            return describe(await self._ledger.status(caller), own=True, label=self._label)
         if isinstance(command, Show):
-            return describe(await self._ledger.status(command.user), own=command.user == caller)
+            return describe(await self._ledger.status(command.user), command.user == caller, self._label)
         if isinstance(command, SetLimit):
             await self._ledger.set_user_limit(command.user, command.limit_pico)
             period = (await self._ledger.status(command.user)).period.kind
-            return f"<@{command.user}>'s limit is now {format_usd(command.limit_pico)} per {period}."
+            return (
+                f"{self._label(command.user)}'s limit is now {format_usd(command.limit_pico)} per {period}."
+            )
         if isinstance(command, SetDefault):
             await self._ledger.set_workspace_default(command.limit_pico)
             return f"The workspace default limit is now {format_usd(command.limit_pico)} per period."
         if isinstance(command, Reset):
             await self._ledger.reset_user(command.user)
-            return f"<@{command.user}>'s spend for this period is reset to {format_usd(0)}."
+            return f"{self._label(command.user)}'s spend for this period is reset to {format_usd(0)}."
         return await self._top()
 
     async def _top(self) -> str:
         ranking = await self._ledger.top(TOP_COUNT)
         if not ranking:
             return "Nobody has spent anything this period."
-        rows = [f"{rank}. <@{user}>: {format_usd(spent)}" for rank, (user, spent) in enumerate(ranking, 1)]
+        rows = [
+            f"{rank}. {self._label(user)}: {format_usd(spent)}"
+            for rank, (user, spent) in enumerate(ranking, 1)
+        ]
         return "Top spenders this period:\n" + "\n".join(rows)
 
 

@@ -1,4 +1,6 @@
-"""Parse ``/glm-quota`` arguments into a command. Pure: no I/O.
+"""Quota commands as values, and the grammar of their argument string. Pure: no I/O.
+
+The Slack slash command (``handlers.commands``) and the shell (``bot.cli``) both build these.
 
 (nothing)          show my own spend
 show @user         an admin looks at someone's spend
@@ -15,16 +17,18 @@ from dataclasses import dataclass
 
 from bot.billing.money import parse_usd
 
-USAGE = "Usage: /glm-quota [show @user | set @user USD | default USD | reset @user | top]"
 # A Slack user id as typed (U0123ABCD, W0123ABCD for Enterprise Grid), or as Slack escapes a mention.
 _USER = re.compile(r"^(?:<@)?([UW][A-Z0-9]{2,})(?:\|[^>]*)?>?$")
 
 
 class UsageError(ValueError):
-    """The arguments do not form a command. ``str()`` is the reason plus the slash command's usage line."""
+    """The arguments do not form a command; ``reason`` says why (empty: the wrong number of words).
+
+    Each front end follows it with its own usage line.
+    """
 
     def __init__(self, reason: str = "") -> None:
-        super().__init__(f"{reason} {USAGE}".strip())
+        super().__init__(reason)
         self.reason = reason
 
 
@@ -79,7 +83,7 @@ def parse_amount(token: str) -> int:
 
 
 def parse_quota_command(text: str) -> QuotaCommand:
-    """The command in ``text`` (the slash command's argument string)."""
+    """The command in ``text``, an argument string such as ``set U0123ABCD 5`` (words as listed above)."""
     words = text.split()
     if not words:
         return ShowOwn()

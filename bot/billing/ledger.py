@@ -1,7 +1,9 @@
 """Per-user spend quotas in Redis: reserve the worst case of a reply, settle to its real cost.
 
-The key layout and TTLs are described in ``quota_keys``; the Lua scripts that reserve and settle
-atomically are in ``quota_scripts``.
+The key layout and TTLs are described in ``keys``. The Lua scripts in ``lua/`` reserve, settle and read
+atomically, each on one user's keys (one hash slot); ``lua/reservations.lua`` holds the helper they share.
+Money is integer picodollars, exact in Lua's doubles. The scripts take every time from ARGV (the ledger's
+injected clock), never from Redis TIME, so tests can move time.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ from uuid import uuid4
 
 import redis.asyncio as redis
 import structlog
-from redis.exceptions import RedisError
 
 from bot.billing.keys import DEFAULT_KEY, limit_key, reservations_key, spend_key, top_key
-from bot.billing.lua_scripts import RESERVE, SETTLE, live_reserved, notice_threshold
-from bot.billing.money import MAX_LIMIT_USD, PICO_PER_USD, Period, PeriodKind, period_at
+from bot.billing.money import MAX_LIMIT_USD, PICO_PER_USD
+from bot.billing.periods import Period, PeriodKind, period_at
 from bot.billing.pricing import Price
-from bot.core.errors import QuotaExceeded
-from bot.store.connection import store_errors
+from bot.core.errors import QuotaExceeded, StoreUnavailable
+from bot.store.connection import lua_source, store_errors
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +32,9 @@ HISTORY_RETENTION = timedelta(days=90)
 MAX_LIMIT_PICO = int(MAX_LIMIT_USD) * PICO_PER_USD
 _MAX_EXACT = 2**53  # Lua numbers are doubles: integers below this are exact
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RESERVE_SCRIPT = lua_source(__package__, "lua/reservations.lua", "lua/reserve.lua")
+SETTLE_SCRIPT = lua_source(__package__, "lua/reservations.lua", "lua/settle.lua")
+STATUS_SCRIPT = lua_source(__package__, "lua/reservations.lua", "lua/status.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +99,13 @@ def _check_request(input_tokens: int, max_tokens: int, min_tokens: int, price: P
 
 
 def _as_int(value: Any) -> int:
-    return 0 if value is None else int(value)
+    """A number Redis returned (None or empty when the field is unset) as an int."""
+    return int(value) if value not in (None, "", b"") else 0
+
+
+def notice_threshold(limit_pico: int) -> int:
+    """SETTLE's threshold: the least spend with ``spent * 5 >= limit * 4`` (-1: never, for a zero limit)."""
+    return -(-limit_pico * 4 // 5) if limit_pico > 0 else -1
 
 
 class QuotaLedger:
@@ -117,14 +127,15 @@ class QuotaLedger:
         self._kind: PeriodKind = period_kind
         self._clock = clock
         self._reservation_ttl_seconds = reservation_ttl_seconds
-        self._reserve = client.register_script(RESERVE)
-        self._settle = client.register_script(SETTLE)
+        self._reserve = client.register_script(RESERVE_SCRIPT)
+        self._settle = client.register_script(SETTLE_SCRIPT)
+        self._status = client.register_script(STATUS_SCRIPT)
         self._workspace_cache: tuple[datetime, int | None] | None = None
 
     @property
     def scripts(self) -> tuple[str, ...]:
         """The Lua sources this ledger runs, for preloading at start."""
-        return (RESERVE, SETTLE)
+        return (RESERVE_SCRIPT, SETTLE_SCRIPT, STATUS_SCRIPT)
 
     async def reserve(
         self, user: str, input_tokens: int, max_tokens: int, min_tokens: int, price: Price
@@ -196,15 +207,11 @@ class QuotaLedger:
         now = self._clock()
         period = period_at(now, self._kind)
         workspace = await self._workspace_default(now)
+        keys = [limit_key(user), spend_key(user, period.label), reservations_key(user)]
         with store_errors("quota status"):
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.get(limit_key(user))
-                pipe.hmget(spend_key(user, period.label), ["spent", "replies"])
-                pipe.hgetall(reservations_key(user))
-                own, (spent, replies), entries = await pipe.execute()
-        limit, source = self._resolve_limit(own, workspace)
-        reserved = live_reserved(entries, _epoch_ms(now))
-        return QuotaStatus(user, period, _as_int(spent), reserved, limit, _as_int(replies), source)
+            own, spent, replies, reserved = await self._status(keys=keys, args=[_epoch_ms(now)])
+        limit, source = self._resolve_limit(_as_int(own) if own else None, workspace)
+        return QuotaStatus(user, period, _as_int(spent), int(reserved), limit, _as_int(replies), source)
 
     async def set_user_limit(self, user: str, limit_pico: int | None) -> None:
         """Give ``user`` their own limit; None removes it (the workspace default applies again)."""
@@ -253,21 +260,22 @@ class QuotaLedger:
         retry of ``settle`` and charge the reply twice. The ranking is a report, the spend hash the truth.
         """
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.zincrby(top_key(label), charge, user)
-                pipe.expire(top_key(label), ttl)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            log.warning("quota_top_update_failed", error=f"{type(exc).__name__}: {exc}")
+            with store_errors("quota top update"):
+                async with self._client.pipeline(transaction=False) as pipe:
+                    pipe.zincrby(top_key(label), charge, user)
+                    pipe.expire(top_key(label), ttl)
+                    await pipe.execute()
+        except StoreUnavailable as exc:
+            log.warning("quota_top_update_failed", error=str(exc))
 
     def _retention_seconds(self, period: Period) -> int:
         """Seconds from now until 90 days after ``period`` ends (at least 1)."""
         remaining = period.end + HISTORY_RETENTION - self._clock()
         return max(1, int(remaining.total_seconds()))
 
-    def _resolve_limit(self, own: Any, workspace: int | None) -> tuple[int, LimitSource]:
+    def _resolve_limit(self, own: int | None, workspace: int | None) -> tuple[int, LimitSource]:
         if own is not None:
-            return int(own), "user"
+            return own, "user"
         if workspace is not None:
             return workspace, "workspace"
         return self._default_limit_pico, "setting"

@@ -32,7 +32,6 @@ class Price:
 
     input_pico_per_token: int
     output_pico_per_token: int
-    cached_input_pico_per_token: int | None = None
 
 
 def per_token_pico(usd_per_mtok: Decimal) -> int:
@@ -64,13 +63,9 @@ def _parse_entry(model: str, entry: object) -> Price:
     """One model's row of the table."""
     if not isinstance(entry, dict):
         raise PricingError(f"{_TABLE_FILE}: the entry for {model!r} must be an object")
-    cached_raw = entry.get("cached_input_usd_per_mtok")
     return Price(
         input_pico_per_token=_entry_price(model, "input_usd_per_mtok", entry.get("input_usd_per_mtok")),
         output_pico_per_token=_entry_price(model, "output_usd_per_mtok", entry.get("output_usd_per_mtok")),
-        cached_input_pico_per_token=(
-            None if cached_raw is None else _entry_price(model, "cached_input_usd_per_mtok", cached_raw)
-        ),
     )
 
 
@@ -123,7 +118,6 @@ def price_for(
             if output_usd_per_mtok is None
             else _override(model, "GLM_OUTPUT_USD_PER_MTOK", output_usd_per_mtok)
         ),
-        cached_input_pico_per_token=base.cached_input_pico_per_token,
     )
 
 

@@ -12,72 +12,73 @@ from dataclasses import dataclass
 
 import structlog
 
-from bot.billing.ledger import QuotaLedger, Reservation, Settlement
-from bot.billing.money import format_moment, format_usd
+from bot.billing.ledger import QuotaLedger, Reservation
 from bot.billing.pricing import Price, cost_pico
-from bot.core.domain import Usage
+from bot.core.domain import Notice, StreamProgress, Usage
+from bot.core.messages import quota_notice
 from bot.core.tokens import estimate_text_tokens
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(slots=True)
-class StreamProgress:
-    """What a stream produced so far, kept up to date while it runs (so a failure knows it too)."""
-
-    text: str = ""
-    reasoning: str = ""
-
-    def output_tokens_estimate(self) -> int:
-        return estimate_text_tokens(self.text) + estimate_text_tokens(self.reasoning)
+def output_tokens_estimate(progress: StreamProgress) -> int:
+    """Tokens the model produced so far (answer and reasoning), estimated from the text."""
+    return estimate_text_tokens(progress.text) + estimate_text_tokens(progress.reasoning)
 
 
-class Billing:
-    """Reserves and settles the cost of replies against the quota ledger."""
+class QuotaBilling:
+    """Reserves the cost of replies against the quota ledger (implements ``core.ports.Billing``)."""
 
     def __init__(self, ledger: QuotaLedger, price: Price, min_reply_tokens: int) -> None:
         self._ledger = ledger
         self._price = price
         self._min_reply_tokens = min_reply_tokens
 
-    async def reserve(self, user: str, input_tokens: int, max_tokens: int) -> Reservation:
+    async def reserve(self, user: str, input_tokens: int, max_tokens: int) -> HeldReply:
         """Hold the worst case; raises QuotaExceeded when not even a minimal reply is affordable."""
-        return await self._ledger.reserve(user, input_tokens, max_tokens, self._min_reply_tokens, self._price)
+        reservation = await self._ledger.reserve(
+            user, input_tokens, max_tokens, self._min_reply_tokens, self._price
+        )
+        return HeldReply(self._ledger, self._price, reservation, input_tokens)
 
-    async def settle(
-        self, reservation: Reservation, input_estimate: int, progress: StreamProgress, usage: Usage | None
-    ) -> Settlement:
+
+@dataclass(frozen=True, slots=True)
+class HeldReply:
+    """One reply's reservation, settled once (implements ``core.ports.ReplyCharge``).
+
+    ``input_estimate`` is the prompt's estimated tokens, charged when the model reports no usage.
+    """
+
+    ledger: QuotaLedger
+    price: Price
+    reservation: Reservation
+    input_estimate: int
+
+    @property
+    def max_tokens(self) -> int:
+        return self.reservation.max_tokens
+
+    async def settle(self, progress: StreamProgress, usage: Usage | None) -> Notice | None:
         """Charge the real cost (or, without usage, the estimate of what was consumed)."""
         if usage is not None:
-            cost = cost_pico(usage.prompt_tokens, usage.completion_tokens, self._price)
+            cost = cost_pico(usage.prompt_tokens, usage.completion_tokens, self.price)
         else:
-            output_estimate = progress.output_tokens_estimate()
-            cost = cost_pico(input_estimate, output_estimate, self._price)
+            output_estimate = output_tokens_estimate(progress)
+            cost = cost_pico(self.input_estimate, output_estimate, self.price)
             log.warning(
-                "cost_estimated", input_tokens=input_estimate, output_tokens=output_estimate, cost_pico=cost
+                "cost_estimated",
+                input_tokens=self.input_estimate,
+                output_tokens=output_estimate,
+                cost_pico=cost,
             )
-        return await self._ledger.settle(reservation, cost)
+        settlement = await self.ledger.settle(self.reservation, cost)
+        if not settlement.notice_due:
+            return None
+        return quota_notice(settlement.spent_pico, settlement.limit_pico, self.reservation.period)
 
-    async def settle_or_release(
-        self, reservation: Reservation, input_estimate: int, progress: StreamProgress
-    ) -> None:
+    async def abandon(self, progress: StreamProgress) -> None:
         """After a reply broke off: charge the work done (estimated) if the model produced anything."""
         if progress.text or progress.reasoning:
-            await self.settle(reservation, input_estimate, progress, usage=None)
+            await self.settle(progress, usage=None)
         else:
-            await self.release(reservation)
-
-    async def release(self, reservation: Reservation) -> None:
-        """Nothing was consumed: give the whole reservation back."""
-        await self._ledger.release(reservation)
-
-
-def quota_notice(settlement: Settlement, reservation: Reservation) -> str:
-    """The once-per-period line telling a user they passed 80 % of their limit."""
-    if not settlement.notice_due:
-        return ""
-    period = reservation.period
-    return (
-        f"\n\n_You have used {format_usd(settlement.spent_pico)} of your {format_usd(settlement.limit_pico)} "
-        f"limit for this {period.kind}; it resets {format_moment(period.end)}._"
-    )
+            await self.ledger.release(self.reservation)

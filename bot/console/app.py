@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Sequence
 from typing import TextIO
 
 from bot.core.conversation import ConversationService
-from bot.core.domain import IncomingMessage, ThreadKey
-from bot.core.errors import StoreUnavailable, user_message
+from bot.core.domain import IncomingMessage, Notice, ThreadKey
+from bot.core.errors import StoreUnavailable
+from bot.core.messages import user_message
 from bot.images.local import LocalFileFetcher, local_attachment
 
 CONSOLE_THREAD = ThreadKey(team="console", channel="console", thread_ts="local")
@@ -26,7 +28,7 @@ HELP = (
 
 
 class ConsoleSink:
-    """Prints one streaming answer (implements ``bot.ports.ReplySink``)."""
+    """Prints one streaming answer (implements ``bot.core.ports.ReplySink``)."""
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
@@ -41,8 +43,10 @@ class ConsoleSink:
         self._out.flush()
         self._printed = len(text)
 
-    async def finish(self, text: str) -> None:
-        self.show(text)
+    async def finish(self, text: str, notices: Sequence[Notice] = ()) -> None:
+        # Markdown stays as it is in a terminal; warnings are marked like failures.
+        lines = [f"[!] {n.text}" if n.kind == "warning" else f"_{n.text}_" for n in notices]
+        self.show("\n\n".join([text, *lines] if text else lines))
         self._out.write("\n")
         self._out.flush()
 

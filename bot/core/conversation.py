@@ -15,36 +15,34 @@ from typing import Any
 
 import structlog
 
-from bot.billing.settlement import Billing, StreamProgress, quota_notice
 from bot.core.answer_filter import AnswerFilter
 from bot.core.domain import (
     ChatMessage,
+    CollectedImages,
     IncomingMessage,
     ModelRequest,
+    Notice,
     ReasoningDelta,
     StreamEnd,
+    StreamProgress,
     TextDelta,
     ThreadKey,
 )
 from bot.core.errors import (
+    DeliveryFailed,
     EmptyAnswer,
     GlmbotError,
     Interrupted,
     ModelStreamFailed,
-    SlackUnavailable,
     StoreUnavailable,
-    user_message,
 )
-from bot.core.ports import AttachmentFetcher, ModelStream, ReplySink
+from bot.core.messages import EMPTY_MESSAGE_REPLY, cut_off_notice, default_prompt, user_message
+from bot.core.ports import AttachmentFetcher, Billing, Claims, History, Images, ModelStream, ReplySink
 from bot.core.prompt import build_prompt, without_images
-from bot.images.pipeline import CollectedImages, ImagePipeline
 from bot.metrics import Metrics
-from bot.store.claims import MessageClaims
-from bot.store.history import HistoryStore
 
 log = structlog.get_logger(__name__)
 
-EMPTY_MESSAGE_REPLY = "Hi! Ask me anything, or attach an image and ask about it."
 # Time an interrupted reply gets to post its message and settle its cost.
 INTERRUPT_GRACE_SECONDS = 5.0
 
@@ -56,6 +54,8 @@ class ConversationConfig:
     system_prompt: str
     context_tokens: int
     max_output_tokens: int
+    # How the front end's admins manage limits ("/glm-quota" in Slack), named in the over-quota message.
+    quota_command: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ class Answer:
     """A finished answer: its Markdown text and the notes to end the reply with."""
 
     text: str
-    notices: str
+    notices: tuple[Notice, ...]
 
 
 class ConversationService:
@@ -71,10 +71,10 @@ class ConversationService:
 
     def __init__(
         self,
-        history: HistoryStore,
-        images: ImagePipeline,
+        history: History,
+        images: Images,
         billing: Billing,
-        claims: MessageClaims,
+        claims: Claims,
         model: ModelStream,
         config: ConversationConfig,
         metrics: Metrics,
@@ -128,7 +128,7 @@ class ConversationService:
             return
         try:
             await sink.start()
-        except SlackUnavailable:
+        except DeliveryFailed:
             log.error("placeholder_failed")
             self._metrics.replies.labels("slack_failed").inc()
             return
@@ -144,28 +144,28 @@ class ConversationService:
             newest = newest_message(message.text, collected)
             if newest is None:
                 # Nothing usable was sent (say, only a PDF): explain, and make no model call.
-                await sink.finish(problems_notice(collected.problems).strip())
+                await sink.finish("", _warnings(collected.problems))
                 return
             answer = await self._generate(message, newest, collected, sink, started)
         except GlmbotError as exc:
             log.warning("reply_failed", error=type(exc).__name__, detail=str(exc))
             self._metrics.replies.labels(type(exc).__name__).inc()
-            await sink.fail(user_message(exc))
+            await sink.fail(self._words(exc))
             return
         except Exception:
             # A bug must still end the reply visibly, never as a placeholder left spinning.
             log.exception("reply_crashed")
             self._metrics.replies.labels("crashed").inc()
-            await sink.fail(user_message(GlmbotError()))
+            await sink.fail(self._words(GlmbotError()))
             return
         except asyncio.CancelledError:
             # Shutdown outlasted the drain: say so instead of leaving the placeholder behind.
             self._metrics.replies.labels("interrupted").inc()
-            await sink.fail(user_message(Interrupted()))
+            await sink.fail(self._words(Interrupted()))
             raise
         # Stored before the final edit, so a follow-up sent after seeing the answer always finds it.
         await self._remember(message.thread, newest, answer.text)
-        await sink.finish(answer.text + answer.notices + problems_notice(collected.problems))
+        await sink.finish(answer.text, answer.notices + _warnings(collected.problems))
         self._metrics.replies.labels("ok").inc()
         self._metrics.reply_seconds.observe(time.monotonic() - started)
 
@@ -182,25 +182,27 @@ class ConversationService:
         prompt = build_prompt(self._config.system_prompt, history, newest, budget)
         if prompt.dropped_messages:
             log.info("history_trimmed", dropped=prompt.dropped_messages, kept=len(prompt.messages) - 2)
-        reservation = await self._billing.reserve(
+        charge = await self._billing.reserve(
             message.user_id, prompt.estimated_tokens, self._config.max_output_tokens
         )
         progress = StreamProgress()
         try:
-            request = await self._request(message.thread, prompt.messages, collected, reservation.max_tokens)
+            request = await self._request(message.thread, prompt.messages, collected, charge.max_tokens)
             end = await self._stream(request, sink, started, progress)
         except BaseException:
             # Whatever stopped the stream (a broken stream, a bug, a shutdown): the model's work so far
             # is charged (estimated), and a request that produced nothing costs nothing.
-            await self._billing.settle_or_release(reservation, prompt.estimated_tokens, progress)
+            await charge.abandon(progress)
             raise
-        settlement = await self._billing.settle(reservation, prompt.estimated_tokens, progress, end.usage)
+        quota_note = await charge.settle(progress, end.usage)
         if not progress.text.strip():
             # Charged above for what it reported (reasoning, say), but there is nothing to show.
             raise EmptyAnswer(cut_off=end.finish_reason == "length")
         self._record_usage(end, prompt.estimated_tokens)
-        notices = _ending_notice(end, reservation.max_tokens) + quota_notice(settlement, reservation)
-        return Answer(text=progress.text, notices=notices)
+        notices = [cut_off_notice(charge.max_tokens)] if end.finish_reason == "length" else []
+        if quota_note is not None:
+            notices.append(quota_note)
+        return Answer(text=progress.text, notices=tuple(notices))
 
     def _record_usage(self, end: StreamEnd, prompt_estimate: int) -> None:
         if end.usage is None:
@@ -263,12 +265,14 @@ class ConversationService:
             # The user already has the answer; losing this turn's memory is the lesser harm.
             log.error("history_append_failed", detail=str(exc))
 
-    @staticmethod
-    async def _show_failure(sink: ReplySink, error: GlmbotError) -> None:
+    def _words(self, error: GlmbotError) -> str:
+        return user_message(error, self._config.quota_command)
+
+    async def _show_failure(self, sink: ReplySink, error: GlmbotError) -> None:
         try:
             await sink.start()
-            await sink.fail(user_message(error))
-        except SlackUnavailable:
+            await sink.fail(self._words(error))
+        except DeliveryFailed:
             log.error("failure_message_not_shown")
 
 
@@ -276,16 +280,9 @@ def newest_message(text: str, collected: CollectedImages) -> ChatMessage | None:
     """The user's turn as the model sees it, or None when nothing usable was sent."""
     if not text.strip() and not collected.images:
         return None
-    default = "Describe this image." if len(collected.images) == 1 else "Describe these images."
-    return ChatMessage("user", text.strip() or default, collected.refs)
+    return ChatMessage("user", text.strip() or default_prompt(len(collected.images)), collected.refs)
 
 
-def problems_notice(problems: tuple[str, ...]) -> str:
-    """The lines naming files that were left out, to end the reply with."""
-    return "".join(f"\n\n:warning: {problem}" for problem in problems)
-
-
-def _ending_notice(end: StreamEnd, max_tokens: int) -> str:
-    if end.finish_reason == "length":
-        return f"\n\n_(Answer cut off: it reached the {max_tokens:,}-token output limit.)_"
-    return ""
+def _warnings(problems: tuple[str, ...]) -> tuple[Notice, ...]:
+    """The files left out, as warnings under the reply."""
+    return tuple(Notice("warning", problem) for problem in problems)

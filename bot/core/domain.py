@@ -117,3 +117,45 @@ class StreamEnd:
 
 
 ModelEvent = TextDelta | ReasoningDelta | StreamEnd
+
+
+@dataclass(frozen=True, slots=True)
+class CachedImage:
+    """A prepared image: what history remembers of it, and the bytes as a ``data:`` URL."""
+
+    ref: ImageRef
+    data_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CollectedImages:
+    """The usable images of one message, and a sentence for each file left out."""
+
+    images: tuple[CachedImage, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def refs(self) -> tuple[ImageRef, ...]:
+        return tuple(image.ref for image in self.images)
+
+
+@dataclass(slots=True)
+class StreamProgress:
+    """What a reply's stream produced so far, kept current while it runs (so a failure knows it too)."""
+
+    text: str = ""
+    reasoning: str = ""
+
+
+NoticeKind = Literal["warning", "note"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A line shown under an answer, in Markdown: a ``warning`` (a file left out) or a ``note``.
+
+    Each front end dresses it its own way (Slack: ``:warning:`` or italics).
+    """
+
+    kind: NoticeKind
+    text: str

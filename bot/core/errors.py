@@ -1,4 +1,4 @@
-"""The error tree, and the one table that turns errors into words for users.
+"""The error tree: every failure the bot expects, as a small hierarchy. Words for users are in ``messages``.
 
 ::
 
@@ -13,17 +13,18 @@
     ├── QuotaExceeded             the user cannot afford even a minimal reply this period
     ├── StoreUnavailable          Redis (or the embedded store) did not answer
     ├── Interrupted               the bot shut down before the reply was finished
-    └── SlackUnavailable          the Slack Web API failed, so the user cannot be told anything
+    └── DeliveryFailed            the front end could not show the reply (Slack refused or was unreachable)
+        └── SlackRefused          (handlers.errors) Slack answered ``ok: false``; ``error`` is its code
+            └── SlackRateLimited  (handlers.errors) Slack answered 429; wait ``retry_after`` seconds
 
-Third-party exceptions are translated into these at the edge that meets them (``model_client``,
-``history_store``, ``reply_streamer``); nothing above those modules sees httpx, redis or slack_sdk errors.
+Third-party exceptions are translated into these in one place per library: httpx in ``bot.model.client``,
+redis in ``bot.store.connection.store_errors``, slack_sdk and aiohttp in ``handlers.errors.slack_errors``.
+Nothing else sees an httpx, redis or slack_sdk exception.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-
-from bot.billing.money import format_moment, format_usd
 
 
 class GlmbotError(Exception):
@@ -93,37 +94,5 @@ class StoreUnavailable(GlmbotError):
     """The conversation store (Redis) did not answer."""
 
 
-class SlackUnavailable(GlmbotError):
-    """A Slack Web API call failed for good."""
-
-
-def user_message(error: GlmbotError) -> str:
-    """The short text a user sees for ``error``: never a raw exception, never a secret."""
-    if isinstance(error, PromptTooLong):
-        return (
-            f"Your message is too long for me: it needs about {error.needed_tokens:,} tokens and "
-            f"I can take about {error.budget_tokens:,}. Please shorten it or split it up."
-        )
-    if isinstance(error, QuotaExceeded):
-        return (
-            f"You have reached your glmbot spend limit: {format_usd(error.spent_pico)} used of "
-            f"{format_usd(error.limit_pico)}. It resets {format_moment(error.resets_at)}. "
-            "To get more, ask a glmbot admin (they manage limits with /glm-quota)."
-        )
-    if isinstance(error, ModelRejected):
-        if error.status in (401, 402, 403):
-            return "The model service refused the request (account or access problem). Please tell an admin."
-        return "The model could not handle this request. Try rephrasing it or starting a new thread."
-    if isinstance(error, ModelUnavailable):
-        return "The model is not answering right now. Please try again in a minute."
-    if isinstance(error, EmptyAnswer) and error.cut_off:
-        return (
-            "The model used up its output limit while thinking and wrote no answer. Try a narrower question."
-        )
-    if isinstance(error, ModelStreamFailed | EmptyAnswer):
-        return "The model stopped before finishing its answer. Please try again."
-    if isinstance(error, Interrupted):
-        return "I was restarted before I could finish. Please ask again."
-    if isinstance(error, StoreUnavailable):
-        return "I'm temporarily unavailable (my storage is not answering). Please try again shortly."
-    return "Something went wrong on my side. Please try again."
+class DeliveryFailed(GlmbotError):
+    """The front end could not show the reply (for Slack: an API call failed for good)."""

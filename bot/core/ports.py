@@ -1,31 +1,59 @@
-"""The seam between the conversation service and wherever the answer is shown (Slack or a terminal)."""
+"""The seams of the conversation service: what it needs from the world, as small Protocols.
+
+Each has one real implementation, passed in by the composition root (``bot.app``):
+
+==================  ==========================================  =======================================
+port                real implementation                         in the console
+==================  ==========================================  =======================================
+``ReplySink``       ``handlers.reply.streamer.SlackReplyStreamer``  ``bot.console.app.ConsoleSink``
+``ModelStream``     ``bot.model.client.ModelClient``            same
+``AttachmentFetcher`` ``handlers.files.SlackFileFetcher``       ``bot.images.local.LocalFileFetcher``
+``Images``          ``bot.images.pipeline.ImagePipeline``       same
+``History``         ``bot.store.history.HistoryStore``          same (embedded store)
+``Claims``          ``bot.store.claims.MessageClaims``          same (embedded store)
+``Billing``         ``bot.billing.settlement.QuotaBilling``     same
+==================  ==========================================  =======================================
+
+Tests use the real implementations against real Redis and loopback fakes, not stand-ins of these.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
-from bot.core.domain import Attachment, ModelEvent, ModelRequest
+from bot.core.domain import (
+    Attachment,
+    CachedImage,
+    ChatMessage,
+    CollectedImages,
+    ModelEvent,
+    ModelRequest,
+    Notice,
+    StreamProgress,
+    ThreadKey,
+    Usage,
+)
 
 
 class ReplySink(Protocol):
     """Shows one streaming answer to the user."""
 
     async def start(self) -> None:
-        """Show that an answer is coming (a placeholder). Raises SlackUnavailable if that fails."""
+        """Show that an answer is coming (a placeholder). Raises DeliveryFailed if that fails."""
 
     def show(self, text: str) -> None:
         """The answer so far (Markdown). Never blocks: the sink paces its own output."""
 
-    async def finish(self, text: str) -> None:
-        """The whole answer (Markdown); returns once it is displayed."""
+    async def finish(self, text: str, notices: Sequence[Notice] = ()) -> None:
+        """The whole answer (Markdown) and the notices under it; returns once it is displayed."""
 
     async def fail(self, message: str) -> None:
-        """Replace the pending answer with a short message for the user."""
+        """Replace the pending answer with a short message for the user (Markdown)."""
 
 
 class ModelStream(Protocol):
-    """Streams one completion (implemented by ``model_client.ModelClient``)."""
+    """Streams one completion."""
 
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """The answer's events, ending with one StreamEnd; raises ModelError subclasses."""
@@ -37,4 +65,71 @@ class AttachmentFetcher(Protocol):
 
     async def fetch(self, attachment: Attachment) -> bytes:
         """The file's bytes; raises ImageRejected with a reason the user can act on."""
+        ...
+
+
+class Images(Protocol):
+    """Prepares a message's images and finds a thread's earlier ones."""
+
+    async def collect(
+        self, thread: ThreadKey, attachments: Sequence[Attachment], fetcher: AttachmentFetcher
+    ) -> CollectedImages:
+        """The usable images of ``attachments``, and a sentence for each file left out."""
+        ...
+
+    async def cached(self, thread: ThreadKey, file_ids: Sequence[str]) -> Mapping[str, CachedImage]:
+        """Earlier images of the thread that are still cached, by file id."""
+        ...
+
+
+class History(Protocol):
+    """Each thread's stored conversation. Every method raises StoreUnavailable when the store fails."""
+
+    async def load(self, thread: ThreadKey) -> list[ChatMessage]:
+        """The thread's messages, oldest first."""
+        ...
+
+    async def append(self, thread: ThreadKey, messages: Sequence[ChatMessage]) -> None:
+        """Add messages at the end, in one atomic step."""
+        ...
+
+    async def exists(self, thread: ThreadKey) -> bool:
+        """True when the bot has a conversation in this thread."""
+        ...
+
+    async def forget(self, thread: ThreadKey) -> None:
+        """Drop the thread's conversation."""
+        ...
+
+
+class Claims(Protocol):
+    """Once-only claims on user messages."""
+
+    async def claim(self, team: str, channel: str, message_ts: str) -> bool:
+        """True for the first caller for this message, False for every later one."""
+        ...
+
+
+class ReplyCharge(Protocol):
+    """The money held for one reply until it is settled (made by ``Billing.reserve``)."""
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest answer (tokens) the user can afford; the model request's ``max_tokens``."""
+        ...
+
+    async def settle(self, progress: StreamProgress, usage: Usage | None) -> Notice | None:
+        """Charge the real cost (from ``usage``, else estimated); a note when 80 % of the limit is passed."""
+        ...
+
+    async def abandon(self, progress: StreamProgress) -> None:
+        """The reply broke off: charge the work it did (estimated), or release the money if there was none."""
+        ...
+
+
+class Billing(Protocol):
+    """Spend quotas around model calls."""
+
+    async def reserve(self, user: str, input_tokens: int, max_tokens: int) -> ReplyCharge:
+        """Hold the worst case of a reply; raises QuotaExceeded when not even a minimal one is affordable."""
         ...

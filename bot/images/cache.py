@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import redis.asyncio as redis
 
-from bot.core.domain import ImageRef, ThreadKey
+from bot.core.domain import CachedImage, ImageRef, ThreadKey
 from bot.store.connection import store_errors
-
-
-@dataclass(frozen=True, slots=True)
-class CachedImage:
-    """A prepared image: what history remembers of it, and the bytes as a data URL."""
-
-    ref: ImageRef
-    data_url: str
 
 
 def image_key(thread: ThreadKey, file_id: str) -> str:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from bot.core.domain import Attachment, ImageRef, ThreadKey
+from bot.core.domain import Attachment, CachedImage, CollectedImages, ImageRef, ThreadKey
 from bot.core.errors import ImageRejected
+from bot.core.messages import file_problem, too_many_images
 from bot.core.ports import AttachmentFetcher
-from bot.images.cache import CachedImage, ImageCache
+from bot.images.cache import ImageCache
 from bot.images.decode import NOT_AN_IMAGE, prepare_image
 
 # A 40-megapixel decode can take ~150 MB: never run more than this many at once in one process.
@@ -23,20 +23,8 @@ IMAGE_MIMETYPES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class CollectedImages:
-    """The usable images of one message, and a line for each file left out."""
-
-    images: tuple[CachedImage, ...]
-    problems: tuple[str, ...]
-
-    @property
-    def refs(self) -> tuple[ImageRef, ...]:
-        return tuple(image.ref for image in self.images)
-
-
 class ImagePipeline:
-    """Turns a message's attachments into images the model can see."""
+    """Turns a message's attachments into images the model can see (implements ``core.ports.Images``)."""
 
     def __init__(self, cache: ImageCache, max_side: int, max_per_message: int) -> None:
         self._cache = cache
@@ -72,7 +60,7 @@ class ImagePipeline:
             async with self._decoding:
                 prepared = await asyncio.to_thread(prepare_image, data, self._max_side)
         except ImageRejected as rejected:
-            return problem_line(attachment.name, rejected.reason)
+            return file_problem(attachment.name, rejected.reason)
         ref = ImageRef(
             file_id=attachment.file_id,
             name=attachment.name,
@@ -92,15 +80,9 @@ def select_images(attachments: Sequence[Attachment], limit: int) -> tuple[list[A
     for attachment in attachments:
         # An empty mimetype (a partial file object) is fetched and sniffed; a known non-image is not.
         if attachment.mimetype and attachment.mimetype.lower() not in IMAGE_MIMETYPES:
-            problems.append(problem_line(attachment.name, NOT_AN_IMAGE))
+            problems.append(file_problem(attachment.name, NOT_AN_IMAGE))
         else:
             candidates.append(attachment)
     if len(candidates) > limit:
-        skipped = ", ".join(a.name for a in candidates[limit:])
-        problems.append(f"I look at up to {limit} images per message, so I skipped: {skipped}.")
+        problems.append(too_many_images(limit, [a.name for a in candidates[limit:]]))
     return candidates[:limit], problems
-
-
-def problem_line(name: str, reason: str) -> str:
-    """The sentence a user sees for a file that was left out."""
-    return f"I couldn't use {name}: {reason.rstrip('.')}."

@@ -15,7 +15,7 @@ CLAIM_TTL_SECONDS = 24 * 3600
 
 
 class MessageClaims:
-    """First-come claims on user messages."""
+    """First-come claims on user messages (implements ``bot.core.ports.Claims``)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client

@@ -1,13 +1,18 @@
-"""Open the Redis connection: a real server when REDIS_URL is set, else an embedded in-process store.
+"""The Redis connection: opening it, the one translator of Redis errors, and the Lua scripts' sources.
 
-The embedded store is fakeredis with Lua support, so every Lua script and key layout is the same in both
-cases. It lives in one process and forgets everything on restart: fine for trying the bot, not for a team.
+``open_store`` gives a real server when REDIS_URL is set, else an embedded in-process store: fakeredis with
+Lua support, so every Lua script and key layout is the same in both cases. The embedded store lives in
+one process and forgets everything on restart: fine for trying the bot, not for a team.
+
+Redis failures become ``StoreUnavailable`` in ``store_errors`` and nowhere else; callers that may go on
+without the store (the edit budget, the top-spenders report) catch that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 
 import redis.asyncio as redis
 import structlog
@@ -70,15 +75,29 @@ async def preload_scripts(client: redis.Redis, sources: Iterable[str]) -> None:
     load on first use.
     """
     try:
-        for source in sources:
-            await client.script_load(source)
-    except (RedisError, OSError) as exc:
-        log.warning("scripts_not_preloaded", detail=f"{type(exc).__name__}: {exc}")
+        with store_errors("script load"):
+            for source in sources:
+                await client.script_load(source)
+    except StoreUnavailable as exc:
+        log.warning("scripts_not_preloaded", detail=str(exc))
 
 
 async def store_answers(client: redis.Redis) -> bool:
     """True when the store answers a PING."""
     try:
-        return bool(await client.ping())
-    except (RedisError, OSError):
+        with store_errors("ping"):
+            return bool(await client.ping())
+    except StoreUnavailable:
         return False
+
+
+def lua_source(package: str | None, *names: str) -> str:
+    """The Lua files ``names`` shipped in ``package`` (package data), joined into one script's source.
+
+    A script that shares helpers with others lists the helper file first, so each helper is written once
+    and every script still runs as one atomic EVALSHA (https://redis.io/docs/latest/commands/eval/).
+    """
+    if package is None:
+        raise ValueError("lua_source needs the package that ships the script")
+    folder = files(package)
+    return "\n".join(folder.joinpath(name).read_text(encoding="utf-8") for name in names)

@@ -2,10 +2,10 @@
 
 Key layout: ``glmbot:{<team>:<channel>:<thread_ts>}:history``. The braces are a Redis Cluster hash tag, so
 every key of one thread lands in one slot. Each entry is one JSON object: ``role``, ``text`` and
-``images`` (compact references; the bytes live in ``image_cache``).
+``images`` (compact references; the bytes live in ``bot.images.cache``).
 Two replies racing in one thread each append their (question, answer) pair in one script call, so the
 pairs never interleave. The list is capped so a very long thread cannot grow without bound; trimming to
-the context window happens later, in ``prompt.build_prompt``.
+the context window happens later, in ``bot.core.prompt.build_prompt``.
 """
 
 from __future__ import annotations
@@ -18,17 +18,12 @@ import redis.asyncio as redis
 import structlog
 
 from bot.core.domain import ChatMessage, ImageRef, Role, ThreadKey
-from bot.store.connection import store_errors
+from bot.store.connection import lua_source, store_errors
 
 log = structlog.get_logger(__name__)
 
 MAX_ENTRIES = 400
-APPEND_SCRIPT = """
-redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
+APPEND_SCRIPT = lua_source(__package__, "history_append.lua")
 
 
 def history_key(thread: ThreadKey) -> str:
@@ -37,7 +32,7 @@ def history_key(thread: ThreadKey) -> str:
 
 
 class HistoryStore:
-    """Load, append and forget thread histories."""
+    """Load, append and forget thread histories (implements ``bot.core.ports.History``)."""
 
     def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self._client = client

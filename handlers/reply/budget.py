@@ -14,32 +14,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis.asyncio as redis
 import structlog
-from redis.exceptions import RedisError
 
-from handlers.reply.pacing import WINDOW_SECONDS, budget_window
+from bot.core.errors import StoreUnavailable
+from bot.store.connection import lua_source, store_errors
 
 log = structlog.get_logger(__name__)
 
-# KEYS: the window's counter, the workspace's pause key. ARGV: TTL seconds, how many edits this caller
-# may see used. Returns 1 and counts the edit when it is granted, 0 (counting nothing) when the budget is
-# spent, and minus the milliseconds left when Slack asked the workspace to pause.
-TAKE_SCRIPT = """
-local paused = redis.call('PTTL', KEYS[2])
-if paused > 0 then
-  return -paused
-end
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used >= tonumber(ARGV[2]) then
-  return 0
-end
-if redis.call('INCR', KEYS[1]) == 1 then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-end
-return 1
-"""
+WINDOW_SECONDS = 60
+TAKE_SCRIPT = lua_source(__package__, "edit_budget.lua")
+
+
+def budget_window(now: float) -> tuple[int, float]:
+    """The fixed one-minute window at ``now`` (epoch seconds): its number and the seconds left in it."""
+    return int(now // WINDOW_SECONDS), WINDOW_SECONDS - now % WINDOW_SECONDS
 
 
 class EditBudget:
@@ -62,10 +53,11 @@ class EditBudget:
         limit = self._per_minute if first_edit else (self._per_minute + 1) // 2
         keys = [f"glmbot:{{edits:{team}}}:{window}", _pause_key(team)]
         try:
-            granted = int(await self._take(keys=keys, args=[2 * WINDOW_SECONDS, limit]))
-        except (RedisError, OSError, ValueError) as exc:
+            with store_errors("edit budget"):
+                granted = int(await self._take(keys=keys, args=[2 * WINDOW_SECONDS, limit]))
+        except StoreUnavailable as exc:
             # Edits are not money: with the store down, streaming goes on at the per-message pace.
-            log.warning("edit_budget_unavailable", detail=f"{type(exc).__name__}: {exc}")
+            log.warning("edit_budget_unavailable", detail=str(exc))
             return 0.0
         if granted < 0:
             return -granted / 1000
@@ -74,10 +66,25 @@ class EditBudget:
     async def pause(self, team: str, seconds: float) -> None:
         """Slack rate-limited ``chat.update`` for ``seconds``: hold every replica's interim edits."""
         try:
-            await self._client.set(_pause_key(team), "1", px=max(1, int(seconds * 1000)))
-        except (RedisError, OSError) as exc:
-            log.warning("edit_pause_not_shared", detail=f"{type(exc).__name__}: {exc}")
+            with store_errors("edit pause"):
+                await self._client.set(_pause_key(team), "1", px=max(1, int(seconds * 1000)))
+        except StoreUnavailable as exc:
+            log.warning("edit_pause_not_shared", detail=str(exc))
 
 
 def _pause_key(team: str) -> str:
     return f"glmbot:{{edits:{team}}}:paused"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamEditGate:
+    """The workspace edit budget for one team (implements ``streamer.EditGate``)."""
+
+    budget: EditBudget
+    team: str
+
+    async def take(self, first_edit: bool) -> float:
+        return await self.budget.take(self.team, first_edit)
+
+    async def pause(self, seconds: float) -> None:
+        await self.budget.pause(self.team, seconds)

@@ -27,11 +27,3 @@ class EditPacer:
     def rate_limited(self, now: float, retry_after: float) -> None:
         """Slack answered 429: nothing more until ``Retry-After`` has passed."""
         self._next_allowed = max(self._next_allowed, now + retry_after)
-
-
-WINDOW_SECONDS = 60
-
-
-def budget_window(now: float) -> tuple[int, float]:
-    """The workspace edit budget's fixed one-minute window at ``now``: its number and seconds left in it."""
-    return int(now // WINDOW_SECONDS), WINDOW_SECONDS - now % WINDOW_SECONDS

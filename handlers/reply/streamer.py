@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import structlog
-from aiohttp import ClientError
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.errors import SlackUnavailable
+from bot.core.domain import Notice
+from bot.core.errors import DeliveryFailed
 from bot.metrics import Metrics
+from handlers.errors import SlackRateLimited, SlackRefused, slack_errors
 from handlers.reply.mrkdwn import render_partial, to_mrkdwn
 from handlers.reply.pacing import EditPacer
 from handlers.reply.split import take_chunk
@@ -39,14 +39,8 @@ FINAL_EDIT_ATTEMPTS = 5
 MAX_FAILURE_BACKOFF = 10.0
 
 
-class _RateLimited(Exception):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limited for {retry_after}s")
-        self.retry_after = retry_after
-
-
 class EditGate(Protocol):
-    """The workspace-wide edit budget, seen from one reply (``handlers.services`` binds the team)."""
+    """The workspace-wide edit budget, seen from one reply (``budget.TeamEditGate`` binds the team)."""
 
     async def take(self, first_edit: bool) -> float:
         """0 when an interim edit may go now, else the seconds to hold off."""
@@ -98,9 +92,9 @@ class SlackReplyStreamer:
             try:
                 await self._send(PLACEHOLDER)
                 break
-            except _RateLimited as limited:
+            except SlackRateLimited as limited:
                 if attempt == POST_ATTEMPTS:
-                    raise SlackUnavailable("placeholder rate limited") from None
+                    raise DeliveryFailed("placeholder rate limited") from None
                 await self._sleep(limited.retry_after)
         self._editor = asyncio.create_task(self._edit_loop())
 
@@ -108,8 +102,8 @@ class SlackReplyStreamer:
         self._latest = text
         self._changed.set()
 
-    async def finish(self, text: str) -> None:
-        self._latest = text
+    async def finish(self, text: str, notices: Sequence[Notice] = ()) -> None:
+        self._latest = with_notices(text, notices)
         self._final = True
         self._finishing.set()
         self._changed.set()
@@ -132,12 +126,12 @@ class SlackReplyStreamer:
             text, final = self._latest, self._final
             try:
                 await self._render(text, final)
-            except _RateLimited as limited:
+            except SlackRateLimited as limited:
                 self._pacer.rate_limited(self._clock(), limited.retry_after)
                 await self._edit_gate.pause(limited.retry_after)
                 self._changed.set()
                 continue
-            except SlackUnavailable:
+            except DeliveryFailed:
                 failures += 1
                 final_failures += final
                 if final_failures >= FINAL_EDIT_ATTEMPTS:
@@ -194,32 +188,42 @@ class SlackReplyStreamer:
         """Post a new message in the thread, or edit the current one when the text changed."""
         if self._current_ts is not None and body == self._last_sent:
             return
+        method = "chat.postMessage" if self._current_ts is None else "chat.update"
         try:
-            if self._current_ts is None:
-                response = await self._client.chat_postMessage(
-                    channel=self._channel, thread_ts=self._thread_ts, text=body
-                )
-                self._current_ts = str(response["ts"])
-            else:
-                await self._client.chat_update(channel=self._channel, ts=self._current_ts, text=body)
-                self._metrics.slack_edits.labels("ok").inc()
-        except SlackApiError as exc:
-            raise _translate(exc, self._metrics) from None
-        except (SlackClientError, ClientError, TimeoutError, OSError, KeyError) as exc:
+            with slack_errors(method):
+                if self._current_ts is None:
+                    response = await self._client.chat_postMessage(
+                        channel=self._channel, thread_ts=self._thread_ts, text=body
+                    )
+                    self._current_ts = _posted_ts(response.get("ts"))
+                else:
+                    await self._client.chat_update(channel=self._channel, ts=self._current_ts, text=body)
+                    self._metrics.slack_edits.labels("ok").inc()
+        except SlackRateLimited:
+            self._metrics.slack_edits.labels("rate_limited").inc()
+            raise
+        except SlackRefused as refused:
+            self._metrics.slack_edits.labels("error").inc()
+            log.warning("slack_call_failed", error=refused.error)
+            raise
+        except DeliveryFailed as failed:
             # Transport errors, a closed session, or an answer without a ts: try again later.
-            log.warning("slack_call_failed", error=type(exc).__name__)
-            raise SlackUnavailable("slack transport error") from None
+            log.warning("slack_call_failed", error=str(failed))
+            raise
         self._last_sent = body
 
 
-def _translate(exc: SlackApiError, metrics: Metrics) -> Exception:
-    if exc.response.status_code == 429:
-        metrics.slack_edits.labels("rate_limited").inc()
-        retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
-        return _RateLimited(float(retry_after) if retry_after else 1.0)
-    metrics.slack_edits.labels("error").inc()
-    log.warning("slack_call_failed", error=str(exc.response.get("error", "unknown")))
-    return SlackUnavailable("slack api error")
+def _posted_ts(ts: object) -> str:
+    """The ``ts`` of a posted message; an answer without one cannot be edited later."""
+    if not ts:
+        raise DeliveryFailed("chat.postMessage answered without a ts")
+    return str(ts)
+
+
+def with_notices(text: str, notices: Sequence[Notice]) -> str:
+    """The answer with its notices under it, as Slack shows them: ``:warning:`` warnings, notes in italics."""
+    lines = [f":warning: {n.text}" if n.kind == "warning" else f"_{n.text}_" for n in notices]
+    return "\n\n".join([text, *lines] if text else lines)
 
 
 def _consumed(remainder: str, rest: str) -> tuple[int, str]:

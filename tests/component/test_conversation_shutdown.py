@@ -10,7 +10,8 @@ import pytest
 from bot.app import open_core, quota_ledger
 from bot.console.app import ConsoleSink
 from bot.core.domain import IncomingMessage, ThreadKey
-from bot.core.errors import Interrupted, user_message
+from bot.core.errors import Interrupted
+from bot.core.messages import user_message
 from bot.images.local import LocalFileFetcher
 from bot.settings import load_settings
 from bot.store.connection import open_store

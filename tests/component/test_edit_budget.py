@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.store.connection import open_store
-from handlers.reply.budget import EditBudget
-from handlers.reply.pacing import budget_window
+from handlers.reply.budget import EditBudget, budget_window
 
 
 def test_budget_window() -> None:

@@ -13,11 +13,12 @@ from structlog.testing import capture_logs
 
 from bot.billing.keys import DEFAULT_KEY, limit_key, reservations_key, spend_key, top_key
 from bot.billing.ledger import MAX_LIMIT_PICO, QuotaLedger, Reservation
-from bot.billing.money import notice_due, period_at, plan_reply
+from bot.billing.periods import period_at
 from bot.billing.pricing import Price
 from bot.core.errors import QuotaExceeded, StoreUnavailable
 from bot.store.connection import open_store
 from tests.fakes.redis_server import RedisServer
+from tests.quota_spec import notice_due, plan_reply
 
 PRICE = Price(input_pico_per_token=1_000, output_pico_per_token=2_000)
 JANUARY = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.errors import SlackUnavailable
+from bot.core.errors import DeliveryFailed
 from bot.metrics import Metrics
 from handlers.reply.mrkdwn import to_mrkdwn
 from handlers.reply.pacing import EditPacer
@@ -96,9 +96,9 @@ async def test_placeholder_rate_limited_then_posted(fake_slack: FakeSlack) -> No
 
 
 async def test_placeholder_failure_raises_slack_unavailable(fake_slack: FakeSlack) -> None:
-    """A Slack error on the placeholder post is SlackUnavailable (nothing else can be shown)."""
+    """A Slack error on the placeholder post is DeliveryFailed (nothing else can be shown)."""
     fake_slack.error_next("chat.postMessage", error="channel_not_found")
-    with pytest.raises(SlackUnavailable):
+    with pytest.raises(DeliveryFailed):
         await _streamer(fake_slack).start()
 
 

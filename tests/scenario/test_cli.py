@@ -150,10 +150,13 @@ async def test_quota_from_the_shell(redis_url: str) -> None:
     env = {**os.environ, "REDIS_URL": redis_url}
     code, out, err = await _run(["quota", "set", "<@U0HUMAN1>", "5"], env)
     assert code == 0, err
-    assert "<@U0HUMAN1>'s limit is now $5.00 per month." in out
+    # A shell names users by their id, not with Slack's <@...> markup.
+    assert "U0HUMAN1's limit is now $5.00 per month." in out
+    assert "<@" not in out
     code, out, _ = await _run(["quota", "show", "U0HUMAN1"], env)
     assert code == 0
     assert "$0.00 of $5.00 (a personal limit)" in out
+    assert out.startswith("U0HUMAN1's glmbot spend")
     assert (await _run(["quota", "default", "2.5"], env))[1].strip().endswith("$2.50 per period.")
     assert "Nobody has spent" in (await _run(["quota", "top"], env))[1]
     assert "reset to $0.00" in (await _run(["quota", "reset", "U0HUMAN1"], env))[1]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.core.errors import ModelStreamFailed, ModelUnavailable, StoreUnavailable, user_message
+from bot.core.errors import ModelStreamFailed, ModelUnavailable, StoreUnavailable
+from bot.core.messages import user_message
 from handlers.reply.mrkdwn import to_mrkdwn
 from handlers.reply.streamer import PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel, Reply

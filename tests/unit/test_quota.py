@@ -8,20 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from bot.billing.money import (
-    AMOUNT_ERROR,
-    PICO_PER_USD,
-    Period,
-    PeriodKind,
-    ReplyBudget,
-    format_usd,
-    notice_due,
-    parse_usd,
-    period_at,
-    plan_reply,
-    usd_to_pico,
-)
+from bot.billing.money import AMOUNT_ERROR, PICO_PER_USD, format_usd, parse_usd, usd_to_pico
+from bot.billing.periods import Period, PeriodKind, period_at
 from bot.billing.pricing import Price
+from tests.quota_spec import ReplyBudget, notice_due, plan_reply
 
 GLM = Price(input_pico_per_token=780_000, output_pico_per_token=2_340_000)
 

@@ -17,8 +17,8 @@ from bot.core.errors import (
     ModelUnavailable,
     PromptTooLong,
     StoreUnavailable,
-    user_message,
 )
+from bot.core.messages import user_message
 from bot.logs import REDACTED, SecretRedactor, configure_logging
 from bot.settings import SettingsError, load_settings
 

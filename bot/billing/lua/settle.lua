@@ -1,0 +1,20 @@
+-- Charge one reply's real cost and drop its reservation.
+-- KEYS: spend hash, reservations hash (both in the {quota:<user>} slot).
+-- ARGV: reservation id, charge, notice threshold (-1: never), spend TTL seconds, now_ms, limit.
+-- The charge is also capped by what the limit leaves beside the user's other live reservations: if this
+-- reservation expired during a very long reply, its money may have been reserved again meanwhile.
+-- Returns {charged, spent, 1 when this call set the notice flag else 0}.
+local now, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('HDEL', KEYS[2], ARGV[1])
+local others = live_reserved(KEYS[2], now, false)
+local before = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+local charge = math.min(tonumber(ARGV[2]), math.max(0, limit - before - others))
+local spent = redis.call('HINCRBY', KEYS[1], 'spent', string.format('%d', charge))
+redis.call('HINCRBY', KEYS[1], 'replies', 1)
+local threshold = tonumber(ARGV[3])
+local due = 0
+if threshold >= 0 and spent >= threshold then
+  due = redis.call('HSETNX', KEYS[1], 'notified', 1)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {charge, spent, due}

@@ -1,0 +1,92 @@
+"""Every sentence the conversation shows a user, in plain Markdown: no Slack syntax, no front-end names.
+
+Front ends add their own dressing (Slack puts ``:warning:`` before a warning; the console puts ``[!]``).
+Amounts are shown with ``billing.money.format_usd``, reset times with ``billing.periods.format_moment``.
+"""
+
+from __future__ import annotations
+
+from bot.billing.money import format_usd
+from bot.billing.periods import Period, format_moment
+from bot.core.domain import Notice
+from bot.core.errors import (
+    EmptyAnswer,
+    GlmbotError,
+    Interrupted,
+    ModelRejected,
+    ModelStreamFailed,
+    ModelUnavailable,
+    PromptTooLong,
+    QuotaExceeded,
+    StoreUnavailable,
+)
+
+EMPTY_MESSAGE_REPLY = "Hi! Ask me anything, or attach an image and ask about it."
+ONE_IMAGE_PROMPT = "Describe this image."
+IMAGES_PROMPT = "Describe these images."
+
+
+def user_message(error: GlmbotError, quota_command: str = "") -> str:
+    """The short text a user sees for ``error``: never a raw exception, never a secret.
+
+    ``quota_command`` is how this front end's admins manage limits (``/glm-quota`` in Slack), named in
+    the over-quota message when given.
+    """
+    if isinstance(error, PromptTooLong):
+        return (
+            f"Your message is too long for me: it needs about {error.needed_tokens:,} tokens and "
+            f"I can take about {error.budget_tokens:,}. Please shorten it or split it up."
+        )
+    if isinstance(error, QuotaExceeded):
+        how = f" (they manage limits with {quota_command})" if quota_command else ""
+        return (
+            f"You have reached your glmbot spend limit: {format_usd(error.spent_pico)} used of "
+            f"{format_usd(error.limit_pico)}. It resets {format_moment(error.resets_at)}. "
+            f"To get more, ask a glmbot admin{how}."
+        )
+    if isinstance(error, ModelRejected):
+        if error.status in (401, 402, 403):
+            return "The model service refused the request (account or access problem). Please tell an admin."
+        return "The model could not handle this request. Try rephrasing it or starting a new thread."
+    if isinstance(error, ModelUnavailable):
+        return "The model is not answering right now. Please try again in a minute."
+    if isinstance(error, EmptyAnswer) and error.cut_off:
+        return (
+            "The model used up its output limit while thinking and wrote no answer. Try a narrower question."
+        )
+    if isinstance(error, ModelStreamFailed | EmptyAnswer):
+        return "The model stopped before finishing its answer. Please try again."
+    if isinstance(error, Interrupted):
+        return "I was restarted before I could finish. Please ask again."
+    if isinstance(error, StoreUnavailable):
+        return "I'm temporarily unavailable (my storage is not answering). Please try again shortly."
+    return "Something went wrong on my side. Please try again."
+
+
+def default_prompt(image_count: int) -> str:
+    """What an image sent without words asks the model."""
+    return ONE_IMAGE_PROMPT if image_count == 1 else IMAGES_PROMPT
+
+
+def cut_off_notice(max_tokens: int) -> Notice:
+    """The note under an answer that hit the output limit."""
+    return Notice("note", f"(Answer cut off: it reached the {max_tokens:,}-token output limit.)")
+
+
+def quota_notice(spent_pico: int, limit_pico: int, period: Period) -> Notice:
+    """The once-per-period note telling a user they passed 80 % of their limit."""
+    return Notice(
+        "note",
+        f"You have used {format_usd(spent_pico)} of your {format_usd(limit_pico)} "
+        f"limit for this {period.kind}; it resets {format_moment(period.end)}.",
+    )
+
+
+def file_problem(name: str, reason: str) -> str:
+    """The sentence for a file that was left out; ``reason`` completes "I couldn't use NAME: ..."."""
+    return f"I couldn't use {name}: {reason.rstrip('.')}."
+
+
+def too_many_images(limit: int, skipped: list[str]) -> str:
+    """The sentence for the images past the per-message limit."""
+    return f"I look at up to {limit} images per message, so I skipped: {', '.join(skipped)}."
