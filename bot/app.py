@@ -85,6 +85,25 @@ def reservation_ttl_seconds(settings: Settings) -> int:
     return int(attempts + settings.glm_max_output_tokens / 10)
 
 
+def image_pipeline(settings: Settings, store: redis.Redis) -> ImagePipeline:
+    """The image pipeline, caching prepared images in ``store``."""
+    return ImagePipeline(
+        ImageCache(store, ttl_seconds=settings.image_cache_ttl_hours * 3600),
+        max_side=settings.image_max_side,
+        max_per_message=settings.image_max_per_message,
+    )
+
+
+def conversation_config(settings: Settings, quota_command: str) -> ConversationConfig:
+    """The parts of Settings the conversation needs, and the front end's quota tool."""
+    return ConversationConfig(
+        system_prompt=settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
+        context_tokens=settings.glm_context_tokens,
+        max_output_tokens=settings.glm_max_output_tokens,
+        quota_command=quota_command,
+    )
+
+
 @asynccontextmanager
 async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterator[Core]:
     """Open the store and the model's HTTP client, build the services, close everything on exit.
@@ -98,26 +117,16 @@ async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterato
         limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout, limits=limits))
         metrics = Metrics()
-        images = ImagePipeline(
-            ImageCache(store, ttl_seconds=settings.image_cache_ttl_hours * 3600),
-            max_side=settings.image_max_side,
-            max_per_message=settings.image_max_per_message,
-        )
         ledger = quota_ledger(settings, store)
         history = HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS)
         await preload_scripts(store, (*history.scripts, *ledger.scripts))
         conversation = ConversationService(
             history=history,
-            images=images,
+            images=image_pipeline(settings, store),
             billing=QuotaBilling(ledger, settings.price(), settings.quota_min_reply_tokens),
             claims=MessageClaims(store),
             model=ModelClient(http, model_config(settings)),
-            config=ConversationConfig(
-                system_prompt=settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
-                context_tokens=settings.glm_context_tokens,
-                max_output_tokens=settings.glm_max_output_tokens,
-                quota_command=quota_command,
-            ),
+            config=conversation_config(settings, quota_command),
             metrics=metrics,
         )
         yield Core(

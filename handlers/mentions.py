@@ -7,8 +7,8 @@ from typing import Any
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.context import bind_event
 from handlers.events import incoming_message, is_person_message
+from handlers.log_context import bind_event
 from handlers.services import Services
 
 

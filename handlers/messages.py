@@ -12,8 +12,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import StoreUnavailable
-from handlers.context import bind_event
 from handlers.events import incoming_message, is_person_message, mentions, thread_of
+from handlers.log_context import bind_event
 from handlers.services import Services
 
 log = structlog.get_logger(__name__)

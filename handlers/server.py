@@ -58,15 +58,7 @@ def build_bolt_app(
     settings: Settings, core: Core, socket_mode: bool, session: aiohttp.ClientSession
 ) -> AsyncApp:
     """The Bolt app with every listener registered, its Slack calls sharing one connection pool."""
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    # 429s are not retried here: the reply streamer waits them out itself and sends the newest text.
-    client = AsyncWebClient(
-        token=token,
-        base_url=settings.slack_api_url,
-        # Without a shared session slack_sdk opens a new one (and a new connection) for every call.
-        session=session,
-        retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncServerErrorRetryHandler(max_retry_count=2)],
-    )
+    client = web_client(settings, session)
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     bolt_logger = logging.getLogger("slack_bolt")
     bolt_logger.addFilter(_expected_token_notice)
@@ -77,11 +69,10 @@ def build_bolt_app(
         process_before_response=False,
         logger=bolt_logger,
     )
-    edit_budget = EditBudget(core.store, settings.slack_edits_per_minute)
     files = SlackFileFetcher(
         http=core.http,
         slack=client,
-        bot_token=token or "",
+        bot_token=client.token or "",
         token_hosts=settings.file_hosts,
         plain_http_hosts=settings.plain_http_file_hosts,
         max_bytes=settings.image_max_download_bytes,
@@ -93,10 +84,23 @@ def build_bolt_app(
         files=files,
         metrics=core.metrics,
         edit_interval=settings.stream_edit_interval,
-        edit_budget=edit_budget,
+        edit_budget=EditBudget(core.store, settings.slack_edits_per_minute),
     )
     register(app, services)
     return app
+
+
+def web_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
+    """The Slack Web API client: the bot token, the configured base URL, one shared connection pool."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    # 429s are not retried here: the reply streamer waits them out itself and sends the newest text.
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        # Without a shared session slack_sdk opens a new one (and a new connection) for every call.
+        session=session,
+        retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncServerErrorRetryHandler(max_retry_count=2)],
+    )
 
 
 def _expected_token_notice(record: logging.LogRecord) -> bool:

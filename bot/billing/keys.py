@@ -14,7 +14,7 @@ capped at ``MAX_LIMIT_USD``, so Lua's doubles hold them exactly):
 The braces are a Redis Cluster hash tag: every key of one user is in one slot, and each Lua script touches
 that slot only. The workspace keys live elsewhere and are used with plain commands outside the scripts.
 The limit is the user's own, else the workspace default, else the configured setting; the workspace
-default is read with one GET and cached in-process for ``quota_ledger.DEFAULT_CACHE_SECONDS``.
+default is read with one GET and cached in-process for ``ledger.DEFAULT_CACHE_SECONDS``.
 Periods roll over by themselves: the label is part of the key and comes from the injected clock, and a
 reservation is settled into the period it was made in. Times in the scripts come from that clock too
 (not Redis TIME), so tests can move time.

@@ -1,0 +1,1 @@
+"""``glmbot console``: the terminal front end on the same conversation service."""

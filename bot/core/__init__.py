@@ -1,0 +1,1 @@
+"""The platform-free core: domain values, errors, user-facing wording, ports, the conversation service."""

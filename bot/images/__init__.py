@@ -1,0 +1,1 @@
+"""Attachments to images the model can see: choose, fetch, decode and downscale (Pillow), cache in Redis."""

@@ -3,7 +3,7 @@
 This is the edge that meets httpx: every httpx / SSE failure is translated into the ``ModelError``
 tree here, and nothing else in the bot sees a transport exception. The API key only ever goes into
 the ``Authorization`` header; it is never logged and never part of an exception message.
-Decoding each SSE data event (deltas, finish reason, usage, error bodies) is ``model_stream``'s job.
+Decoding each SSE data event (deltas, finish reason, usage, error bodies) is ``sse``'s job.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Decode the server-sent events of a streamed chat completion, and the error bodies around them.
 
-Functions without I/O: ``model_client`` reads the SSE stream and feeds each data event here. Malformed or
+Functions without I/O: ``client`` reads the SSE stream and feeds each data event here. Malformed or
 failed events raise ``ModelStreamFailed``; so does a finish reason not in ``NORMAL_FINISHES``. The only
 outside input is the wall clock, which ``parse_retry_after`` reads to turn an HTTP-date into seconds.
 """

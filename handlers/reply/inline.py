@@ -1,8 +1,8 @@
 """Render the inline Markdown of one line (spans, links, emphasis) as Slack mrkdwn.
 
-Pure text functions (stdlib only, no I/O), used by ``slack_text`` for every rendered line and table cell;
-the rules are listed in ``slack_text``'s docstring. ``\\x00`` and ``\\x01`` mark placeholders here, so
-callers remove them from the text first (``slack_text`` does).
+Pure text functions (stdlib only, no I/O), used by ``mrkdwn`` for every rendered line and table cell;
+the rules are listed in ``mrkdwn``'s docstring. ``\\x00`` and ``\\x01`` mark placeholders here, so
+callers remove them from the text first (``mrkdwn`` does).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Pure text functions (no I/O):
 - ``to_mrkdwn(markdown)`` renders a complete answer;
 - ``render_partial(markdown)`` renders a prefix of an answer that is still streaming.
 
-Inline spans are rendered by ``slack_inline``; splitting a long answer into messages is ``slack_split``'s
-job. Rendering and splitting share the code-block state machine in ``code_fences``.
+Inline spans are rendered by ``inline``; splitting a long answer into messages is ``split``'s
+job. Rendering and splitting share the code-block state machine in ``fences``.
 
 Rendering rules:
 

@@ -1,8 +1,8 @@
 """Split a long Markdown answer into pieces that each fit one Slack message.
 
-Pure text functions (no I/O; stdlib and ``code_fences`` only): ``take_chunk(markdown, limit)`` cuts
+Pure text functions (no I/O; stdlib and ``fences`` only): ``take_chunk(markdown, limit)`` cuts
 at the best boundary, keeping code blocks fenced on both sides of a cut. Rendering the pieces is
-``slack_text``'s job.
+``mrkdwn``'s job.
 """
 
 from __future__ import annotations

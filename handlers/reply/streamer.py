@@ -52,7 +52,7 @@ class EditGate(Protocol):
 
 
 class SlackReplyStreamer:
-    """Shows one streaming answer in a Slack thread (implements ``bot.ports.ReplySink``)."""
+    """Shows one streaming answer in a Slack thread (implements ``bot.core.ports.ReplySink``)."""
 
     def __init__(
         self,
