@@ -35,7 +35,7 @@ from tests.fakes.slack_api import FakeSlack
 ACK_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
 _OVER_QUOTA_MARKER = "spend limit"  # in the bot's user_message(QuotaExceeded)
-_QUOTA_NOTICE_MARKER = "_You have used "  # in the bot's quota_notice (bot.billing.settlement)
+_QUOTA_NOTICE_MARKER = "_You have used "  # in the bot's quota_notice (bot.core.messages)
 _QUESTION_TAG = re.compile(r"q(\d{2})x(\d{5})")
 
 

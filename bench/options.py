@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.settings import Settings
-from handlers.reply.streamer import MESSAGE_LIMIT
+from handlers.reply.parts import MARKDOWN_LIMIT
 
 CHARS_PER_TOKEN = 4
 # The bot's default SLACK_EDITS_PER_MINUTE, read from its settings so the two cannot drift apart.
@@ -57,8 +57,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--n values must be between 1 and 2000")
     if not 0.5 <= args.tokens_per_second <= 10_000:
         parser.error("--tokens-per-second must be between 0.5 and 10000")
-    if not 1 <= args.answer_chars <= MESSAGE_LIMIT:
-        parser.error(f"--answer-chars must be between 1 and {MESSAGE_LIMIT} (one Slack message)")
+    if not 1 <= args.answer_chars <= MARKDOWN_LIMIT:
+        parser.error(f"--answer-chars must be between 1 and {MARKDOWN_LIMIT} (one Slack message)")
     if args.edit_interval < 0.1:
         parser.error("--edit-interval must be at least 0.1 (the bot's minimum)")
     if args.edits_per_minute < 1:

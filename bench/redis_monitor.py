@@ -22,8 +22,13 @@ from contextlib import asynccontextmanager, suppress
 # The bot's Lua script sources: their SHA1s name the EVALSHAs in the counts.
 from bot.billing.ledger import RESERVE_SCRIPT as QUOTA_RESERVE
 from bot.billing.ledger import SETTLE_SCRIPT as QUOTA_SETTLE
+from bot.billing.ledger import STATUS_SCRIPT as QUOTA_STATUS
 from bot.store.history import APPEND_SCRIPT as HISTORY_APPEND
-from handlers.reply.budget import TAKE_SCRIPT as EDIT_BUDGET_TAKE
+from bot.work.queue import BEGIN_SCRIPT as WORK_BEGIN
+from bot.work.queue import DONE_SCRIPT as WORK_DONE
+from bot.work.queue import ENQUEUE_SCRIPT as WORK_ENQUEUE
+from bot.work.queue import RENEW_SCRIPT as WORK_RENEW
+from handlers.reply.limits import RATE_LIMIT_SCRIPT as SLACK_RATE_LIMIT
 from tests.fakes.redis_server import RedisServer
 
 # Commands the harness itself sends to Redis between two readings of INFO commandstats: the CONFIG
@@ -72,9 +77,14 @@ SCRIPT_NAMES: dict[str, str] = {
     _sha1(HISTORY_APPEND): "history append",
     _sha1(QUOTA_RESERVE): "quota reserve",
     _sha1(QUOTA_SETTLE): "quota settle",
-    _sha1(EDIT_BUDGET_TAKE): "edit budget",
+    _sha1(QUOTA_STATUS): "quota status",
+    _sha1(WORK_ENQUEUE): "work enqueue",
+    _sha1(WORK_BEGIN): "work begin",
+    _sha1(WORK_DONE): "work done",
+    _sha1(WORK_RENEW): "work renew",
+    _sha1(SLACK_RATE_LIMIT): "slack rate limit",
 }
-EDIT_BUDGET_COMMAND = f"evalsha({SCRIPT_NAMES[_sha1(EDIT_BUDGET_TAKE)]})"
+EDIT_BUDGET_COMMAND = f"evalsha({SCRIPT_NAMES[_sha1(SLACK_RATE_LIMIT)]})"
 
 
 class MonitorCounts:

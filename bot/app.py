@@ -32,13 +32,10 @@ from bot.images.pipeline import ImagePipeline
 from bot.metrics import Metrics
 from bot.model.client import MAX_WAIT_SECONDS, MODEL_ATTEMPTS, ModelClient, ModelConfig, thinking_style_for
 from bot.settings import Settings
-from bot.store.claims import MessageClaims
 from bot.store.connection import open_store, preload_scripts
 from bot.store.history import HistoryStore
 
 DAY_SECONDS = 24 * 3600
-# What the over-quota message tells each front end's users that admins manage limits with.
-CONSOLE_QUOTA_COMMAND = "glmbot quota"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +120,9 @@ async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterato
         conversation = ConversationService(
             history=history,
             images=image_pipeline(settings, store),
-            billing=QuotaBilling(ledger, settings.price(), settings.quota_min_reply_tokens),
-            claims=MessageClaims(store),
+            billing=QuotaBilling(
+                ledger, settings.price(), settings.quota_min_reply_tokens, settings.glm_context_tokens
+            ),
             model=ModelClient(http, model_config(settings)),
             config=conversation_config(settings, quota_command),
             metrics=metrics,
@@ -149,7 +147,7 @@ async def serve(settings: Settings, http_mode: bool, port: int) -> None:
 
 async def console(settings: Settings) -> None:
     """``glmbot console``: the terminal front end, until ``/quit`` or end of input."""
-    async with open_core(settings, CONSOLE_QUOTA_COMMAND) as core:
+    async with open_core(settings) as core:  # no quota tool to name: a console user is alone
         files = LocalFileFetcher(max_bytes=settings.image_max_download_bytes)
         await run_console(core.conversation, files, sys.stdin, sys.stdout)
 

@@ -16,8 +16,11 @@ class Metrics:
         self.tokens = Counter(
             "glmbot_model_tokens", "Tokens reported by the model", ["kind"], registry=self.registry
         )
-        self.slack_edits = Counter(
-            "glmbot_slack_edits", "chat.update calls by result", ["result"], registry=self.registry
+        self.slack_calls = Counter(
+            "glmbot_slack_calls",
+            "Slack Web API calls by method and result (ok, rate_limited, error, skipped_budget)",
+            ["method", "result"],
+            registry=self.registry,
         )
         self.first_token_seconds = Histogram(
             "glmbot_first_token_seconds",

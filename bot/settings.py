@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     stream_edit_interval: float = Field(default=1.5, ge=0.1)
     slack_edits_per_minute: int = Field(default=50, ge=1)
 
+    glm_first_token_seconds: float = Field(default=60.0, gt=0)
+    glm_reply_seconds: float = Field(default=600.0, gt=0)
+    shutdown_drain_seconds: float = Field(default=25.0, ge=0)
+
     system_prompt: str | None = None
     port: int = Field(default=3000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

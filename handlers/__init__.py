@@ -26,15 +26,11 @@ def register(app: AsyncApp, services: Services) -> None:
     """Attach every listener to ``app``."""
 
     # Bolt injects listener arguments by parameter name, so each listener is a small closure.
-    async def app_mention(
-        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
-    ) -> None:
-        await on_app_mention(services, event, body, context, client)
+    async def app_mention(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await on_app_mention(services, event, body, context)
 
-    async def message(
-        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
-    ) -> None:
-        await on_message(services, event, body, context, client)
+    async def message(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
+        await on_message(services, event, body, context)
 
     async def quota_command(
         ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any], client: AsyncWebClient

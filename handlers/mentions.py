@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.events import incoming_message, is_person_message
 from handlers.log_context import bind_event
@@ -17,12 +16,10 @@ async def on_app_mention(
     event: dict[str, Any],
     body: dict[str, Any],
     context: AsyncBoltContext,
-    client: AsyncWebClient,
 ) -> None:
-    """Answer the mention in its thread."""
+    """Take the mention on as work; its answer goes in the mention's thread."""
     if not is_person_message(event):
         return
     message = incoming_message(event, context.team_id or "", context.bot_user_id or "")
     bind_event(message, body)
-    sink = services.streamer(client, message.thread)
-    await services.conversation.answer(message, sink, services.files)
+    await services.delivery.take_on(message, str(body.get("event_id") or ""), engage=True)

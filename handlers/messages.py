@@ -9,7 +9,6 @@ from typing import Any
 
 import structlog
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import StoreUnavailable
 from handlers.events import incoming_message, is_person_message, mentions, thread_of
@@ -24,9 +23,8 @@ async def on_message(
     event: dict[str, Any],
     body: dict[str, Any],
     context: AsyncBoltContext,
-    client: AsyncWebClient,
 ) -> None:
-    """Route a message event to the conversation service, or ignore it."""
+    """Take a DM or a follow-up in a known thread on as work; ignore anything else."""
     if not is_person_message(event):
         return
     team_id, bot_user_id = context.team_id or "", context.bot_user_id or ""
@@ -43,5 +41,4 @@ async def on_message(
             return
     message = incoming_message(event, team_id, bot_user_id)
     bind_event(message, body)
-    sink = services.streamer(client, message.thread)
-    await services.conversation.answer(message, sink, services.files)
+    await services.delivery.take_on(message, str(body.get("event_id") or ""))

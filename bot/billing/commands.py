@@ -70,7 +70,7 @@ def parse_user(token: str) -> str:
     """``U0123ABCD``, ``<@U0123ABCD>`` or ``<@U0123ABCD|name>`` -> ``U0123ABCD``."""
     match = _USER.match(token.strip())
     if match is None:
-        raise UsageError(f"{token!r} is not a Slack user id (like U0123ABCD or <@U0123ABCD>).")
+        raise UsageError(f"{token!r} is not a user id (like U0123ABCD).")
     return match.group(1)
 
 

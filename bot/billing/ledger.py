@@ -86,7 +86,7 @@ def _check_limit(limit_pico: int | None) -> None:
 
 
 def _check_request(input_tokens: int, max_tokens: int, min_tokens: int, price: Price) -> None:
-    """Reject what ``plan_reply`` rejects, and amounts Lua's doubles could not hold exactly."""
+    """Reject what the reserve script cannot price, and amounts Lua's doubles could not hold exactly."""
     if input_tokens < 0 or max_tokens < 0 or min_tokens < 0:
         raise ValueError(f"token counts must not be negative: {input_tokens}, {max_tokens}, {min_tokens}")
     if price.input_pico_per_token < 0 or price.output_pico_per_token < 0:

@@ -16,7 +16,7 @@ from typing import TextIO
 from bot.core.conversation import ConversationService
 from bot.core.domain import IncomingMessage, Notice, ThreadKey
 from bot.core.errors import StoreUnavailable
-from bot.core.messages import user_message
+from bot.core.messages import user_message, with_notices
 from bot.images.local import LocalFileFetcher, local_attachment
 
 CONSOLE_THREAD = ThreadKey(team="console", channel="console", thread_ts="local")
@@ -43,12 +43,11 @@ class ConsoleSink:
         self._out.flush()
         self._printed = len(text)
 
-    async def finish(self, text: str, notices: Sequence[Notice] = ()) -> None:
-        # Markdown stays as it is in a terminal; warnings are marked like failures.
-        lines = [f"[!] {n.text}" if n.kind == "warning" else f"_{n.text}_" for n in notices]
-        self.show("\n\n".join([text, *lines] if text else lines))
+    async def finish(self, text: str, notices: Sequence[Notice] = ()) -> bool:
+        self.show(with_notices(text, notices, _dress))
         self._out.write("\n")
         self._out.flush()
+        return True
 
     async def fail(self, message: str) -> None:
         # Keep what was already printed and add the message on a line of its own.
@@ -93,3 +92,8 @@ def console_message(line: str, message_ts: str) -> IncomingMessage:
     _command, path, *question = line.split(maxsplit=2)
     attachment = local_attachment(path)
     return IncomingMessage(CONSOLE_THREAD, message_ts, CONSOLE_USER, " ".join(question), (attachment,))
+
+
+def _dress(notice: Notice) -> str:
+    """Markdown stays as it is in a terminal; warnings are marked like failures."""
+    return f"[!] {notice.text}" if notice.kind == "warning" else f"_{notice.text}_"

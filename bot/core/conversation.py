@@ -1,14 +1,18 @@
 """ConversationService: one user message in, one streamed answer out.
 
-The steps read top to bottom: claim the message (once only) -> show a placeholder -> prepare its images
--> load the thread's history -> build the prompt -> reserve the worst-case cost -> stream the model's
-answer into the sink -> settle the real cost -> store the turn -> final edit. Every expected failure
-becomes a short message in place of the answer.
+The steps read top to bottom: settle what a dead earlier attempt left -> show that an answer is coming ->
+prepare the images -> load the thread's history -> build the prompt -> reserve the worst-case cost ->
+stream the model's answer into the sink -> settle the real cost -> deliver -> store the turn. Every
+expected failure becomes a short message in place of the answer.
+
+Each step that another process would need to resume the reply is written to the reply's journal (the
+Slack work queue's entry state): the reservation, how much streamed, the finished answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -34,17 +38,23 @@ from bot.core.errors import (
     GlmbotError,
     Interrupted,
     ModelStreamFailed,
+    RetriesExhausted,
     StoreUnavailable,
 )
-from bot.core.messages import EMPTY_MESSAGE_REPLY, cut_off_notice, default_prompt, user_message
-from bot.core.ports import AttachmentFetcher, Billing, Claims, History, Images, ModelStream, ReplySink
-from bot.core.prompt import build_prompt, without_images
+from bot.core.messages import EMPTY_MESSAGE_REPLY, cut_off_notice, user_message
+from bot.core.ports import AttachmentFetcher, Billing, History, Images, ModelStream, ReplyJournal, ReplySink
+from bot.core.prompt import build_prompt, newest_message, without_images
+from bot.core.tokens import estimate_output_tokens
 from bot.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
 # Time an interrupted reply gets to post its message and settle its cost.
 INTERRUPT_GRACE_SECONDS = 5.0
+# A message whose reply crashed the process this many times is answered with an apology instead.
+MAX_ATTEMPTS = 4
+# How often a streaming reply records how much it produced (for settling it if the process dies).
+PROGRESS_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +75,29 @@ class Answer:
     text: str
     notices: tuple[Notice, ...]
 
+    def dumps(self) -> str:
+        """The answer as JSON, for the journal."""
+        return json.dumps({"text": self.text, "notices": [[n.kind, n.text] for n in self.notices]})
+
+    @staticmethod
+    def loads(raw: str) -> Answer:
+        """An answer recorded by ``dumps``; raises ValueError, KeyError or TypeError when unreadable."""
+        data = json.loads(raw)
+        return Answer(str(data["text"]), tuple(Notice(kind, text) for kind, text in data["notices"]))
+
+
+class NoJournal:
+    """The journal of a reply that nobody will resume (the console): records nothing."""
+
+    durable = False
+    attempt = 1
+
+    def recorded(self, field: str) -> str | None:
+        return None
+
+    async def record(self, **fields: str) -> None:
+        return None
+
 
 class ConversationService:
     """Answers user messages using the thread's memory and the model."""
@@ -74,7 +107,6 @@ class ConversationService:
         history: History,
         images: Images,
         billing: Billing,
-        claims: Claims,
         model: ModelStream,
         config: ConversationConfig,
         metrics: Metrics,
@@ -82,7 +114,6 @@ class ConversationService:
         self._history = history
         self._images = images
         self._billing = billing
-        self._claims = claims
         self._model = model
         self._config = config
         self._metrics = metrics
@@ -92,6 +123,10 @@ class ConversationService:
         """True when the bot already talks in this thread (so follow-ups need no mention)."""
         return await self._history.exists(thread)
 
+    async def engage(self, thread: ThreadKey) -> None:
+        """The bot was asked in ``thread``: later messages there are for it too. Raises StoreUnavailable."""
+        await self._history.engage(thread)
+
     async def forget(self, thread: ThreadKey) -> None:
         """Drop a thread's memory."""
         await self._history.forget(thread)
@@ -99,8 +134,8 @@ class ConversationService:
     async def drain(self, within_seconds: float) -> None:
         """Before a shutdown: let replies in progress finish for ``within_seconds``, then interrupt the rest.
 
-        Interrupted replies still tell their user and settle their reservation, while the store and the
-        Slack session are open.
+        Interrupted replies settle their reservation, and tell their user unless their journal lets
+        another process resume them.
         """
         if self._in_flight:
             log.info("draining_replies", in_flight=len(self._in_flight))
@@ -112,41 +147,74 @@ class ConversationService:
                 task.cancel()
             await asyncio.wait(late, timeout=INTERRUPT_GRACE_SECONDS)
 
-    async def answer(self, message: IncomingMessage, sink: ReplySink, files: AttachmentFetcher) -> None:
-        """Answer ``message`` once, streaming into ``sink``; ``files`` fetches its attachments."""
+    async def show_failure(self, sink: ReplySink, error: GlmbotError) -> None:
+        """Show ``error`` in place of an answer (when the message could not even be taken on)."""
+        try:
+            await sink.start()
+            await sink.fail(self._words(error))
+        except DeliveryFailed:
+            log.error("failure_message_not_shown")
+
+    async def answer(
+        self,
+        message: IncomingMessage,
+        sink: ReplySink,
+        files: AttachmentFetcher,
+        journal: ReplyJournal | None = None,
+    ) -> None:
+        """Answer ``message``, streaming into ``sink``; ``files`` fetches its attachments.
+
+        ``journal`` holds what an earlier attempt at this message recorded, and takes this one's records.
+        """
+        journal = journal or NoJournal()
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
-        try:
-            if not await self._claims.claim(message.thread.team, message.thread.channel, message.message_ts):
-                log.info("duplicate_message_ignored")
-                return
-        except StoreUnavailable as exc:
-            log.error("claim_failed_store_unavailable", detail=str(exc))
-            await self._show_failure(sink, StoreUnavailable())
+        await self._recover(journal)
+        if journal.attempt > MAX_ATTEMPTS:
+            log.error("reply_attempts_exhausted", attempts=journal.attempt)
+            self._metrics.replies.labels("attempts_exhausted").inc()
+            await self.show_failure(sink, RetriesExhausted())
             return
         try:
             await sink.start()
-        except DeliveryFailed:
-            log.error("placeholder_failed")
-            self._metrics.replies.labels("slack_failed").inc()
+        except DeliveryFailed as failed:
+            log.error("placeholder_failed", detail=str(failed))
+            self._metrics.replies.labels("undeliverable").inc()
             return
-        await self._reply(message, sink, files)
+        await self._reply(message, sink, files, journal)
 
-    async def _reply(self, message: IncomingMessage, sink: ReplySink, files: AttachmentFetcher) -> None:
+    async def _recover(self, journal: ReplyJournal) -> None:
+        """Settle the reservation of an earlier attempt that died, for the work it had streamed."""
+        charge = journal.recorded("charge")
+        if not charge:
+            return
+        try:
+            await self._billing.recover(charge, int(journal.recorded("output") or 0))
+        except (StoreUnavailable, ValueError) as exc:
+            log.error("earlier_attempt_not_settled", detail=str(exc))  # its reservation expires
+        await journal.record(charge="", output="0")
+
+    async def _reply(
+        self, message: IncomingMessage, sink: ReplySink, files: AttachmentFetcher, journal: ReplyJournal
+    ) -> None:
         started = time.monotonic()
         if not message.text.strip() and not message.attachments:
             await sink.finish(EMPTY_MESSAGE_REPLY)
             return
         try:
+            recorded = journal.recorded("answer")
             collected = await self._images.collect(message.thread, message.attachments, files)
             newest = newest_message(message.text, collected)
             if newest is None:
                 # Nothing usable was sent (say, only a PDF): explain, and make no model call.
                 await sink.finish("", _warnings(collected.problems))
                 return
-            answer = await self._generate(message, newest, collected, sink, started)
+            if recorded:
+                answer = Answer.loads(recorded)  # an earlier attempt paid for it, then died
+            else:
+                answer = await self._generate(message, newest, collected, sink, started, journal)
         except GlmbotError as exc:
             log.warning("reply_failed", error=type(exc).__name__, detail=str(exc))
             self._metrics.replies.labels(type(exc).__name__).inc()
@@ -159,13 +227,28 @@ class ConversationService:
             await sink.fail(self._words(GlmbotError()))
             return
         except asyncio.CancelledError:
-            # Shutdown outlasted the drain: say so instead of leaving the placeholder behind.
             self._metrics.replies.labels("interrupted").inc()
-            await sink.fail(self._words(Interrupted()))
+            if not journal.durable:
+                # Shutdown outlasted the drain and nobody will resume this: say so.
+                await sink.fail(self._words(Interrupted()))
             raise
-        # Stored before the final edit, so a follow-up sent after seeing the answer always finds it.
-        await self._remember(message.thread, newest, answer.text)
-        await sink.finish(answer.text, answer.notices + _warnings(collected.problems))
+        await self._deliver(message.thread, newest, answer, collected, sink, started)
+
+    async def _deliver(
+        self,
+        thread: ThreadKey,
+        newest: ChatMessage,
+        answer: Answer,
+        collected: CollectedImages,
+        sink: ReplySink,
+        started: float,
+    ) -> None:
+        if not await sink.finish(answer.text, answer.notices + _warnings(collected.problems)):
+            # The user never saw it: neither memory nor the ok count should say otherwise.
+            self._metrics.replies.labels("undelivered").inc()
+            return
+        # Stored once delivered, so the thread's memory holds only what the user saw.
+        await self._remember(thread, newest, answer.text)
         self._metrics.replies.labels("ok").inc()
         self._metrics.reply_seconds.observe(time.monotonic() - started)
 
@@ -176,6 +259,7 @@ class ConversationService:
         collected: CollectedImages,
         sink: ReplySink,
         started: float,
+        journal: ReplyJournal,
     ) -> Answer:
         history = await self._history.load(message.thread)
         budget = self._config.context_tokens - self._config.max_output_tokens
@@ -185,24 +269,29 @@ class ConversationService:
         charge = await self._billing.reserve(
             message.user_id, prompt.estimated_tokens, self._config.max_output_tokens
         )
+        await journal.record(charge=charge.record(), output="0")
         progress = StreamProgress()
         try:
             request = await self._request(message.thread, prompt.messages, collected, charge.max_tokens)
-            end = await self._stream(request, sink, started, progress)
+            end = await self._stream(request, sink, started, progress, journal)
         except BaseException:
             # Whatever stopped the stream (a broken stream, a bug, a shutdown): the model's work so far
             # is charged (estimated), and a request that produced nothing costs nothing.
             await charge.abandon(progress)
+            await journal.record(charge="")
             raise
         quota_note = await charge.settle(progress, end.usage)
         if not progress.text.strip():
+            await journal.record(charge="")
             # Charged above for what it reported (reasoning, say), but there is nothing to show.
             raise EmptyAnswer(cut_off=end.finish_reason == "length")
         self._record_usage(end, prompt.estimated_tokens)
         notices = [cut_off_notice(charge.max_tokens)] if end.finish_reason == "length" else []
         if quota_note is not None:
             notices.append(quota_note)
-        return Answer(text=progress.text, notices=tuple(notices))
+        answer = Answer(text=progress.text, notices=tuple(notices))
+        await journal.record(charge="", answer=answer.dumps())
+        return answer
 
     def _record_usage(self, end: StreamEnd, prompt_estimate: int) -> None:
         if end.usage is None:
@@ -236,11 +325,17 @@ class ConversationService:
         return ModelRequest(messages=resolved, max_tokens=max_tokens, images=data)
 
     async def _stream(
-        self, request: ModelRequest, sink: ReplySink, started: float, progress: StreamProgress
+        self,
+        request: ModelRequest,
+        sink: ReplySink,
+        started: float,
+        progress: StreamProgress,
+        journal: ReplyJournal,
     ) -> StreamEnd:
         """Stream the answer into ``sink``, keeping ``progress`` current; returns how the stream ended."""
         visible = AnswerFilter()
         end: StreamEnd | None = None
+        noted = time.monotonic()
         async for event in self._model.stream(request):
             if isinstance(event, TextDelta):
                 shown = visible.feed(event.text)
@@ -253,6 +348,9 @@ class ConversationService:
                 progress.reasoning += event.text
             else:
                 end = event
+            if journal.durable and time.monotonic() - noted >= PROGRESS_SECONDS:
+                noted = time.monotonic()
+                await journal.record(output=str(estimate_output_tokens(progress)))
         progress.text += visible.finish()
         if end is None:
             raise ModelStreamFailed("the model stream ended without a finish")
@@ -267,20 +365,6 @@ class ConversationService:
 
     def _words(self, error: GlmbotError) -> str:
         return user_message(error, self._config.quota_command)
-
-    async def _show_failure(self, sink: ReplySink, error: GlmbotError) -> None:
-        try:
-            await sink.start()
-            await sink.fail(self._words(error))
-        except DeliveryFailed:
-            log.error("failure_message_not_shown")
-
-
-def newest_message(text: str, collected: CollectedImages) -> ChatMessage | None:
-    """The user's turn as the model sees it, or None when nothing usable was sent."""
-    if not text.strip() and not collected.images:
-        return None
-    return ChatMessage("user", text.strip() or default_prompt(len(collected.images)), collected.refs)
 
 
 def _warnings(problems: tuple[str, ...]) -> tuple[Notice, ...]:

@@ -13,6 +13,7 @@
     ├── QuotaExceeded             the user cannot afford even a minimal reply this period
     ├── StoreUnavailable          Redis (or the embedded store) did not answer
     ├── Interrupted               the bot shut down before the reply was finished
+    ├── RetriesExhausted          earlier attempts at this message all died (a crash loop)
     └── DeliveryFailed            the front end could not show the reply (Slack refused or was unreachable)
         └── SlackRefused          (handlers.errors) Slack answered ``ok: false``; ``error`` is its code
             └── SlackRateLimited  (handlers.errors) Slack answered 429; wait ``retry_after`` seconds
@@ -61,6 +62,10 @@ class EmptyAnswer(ModelError):
 
 class Interrupted(GlmbotError):
     """The bot stopped (a deploy, a restart) before this reply was finished."""
+
+
+class RetriesExhausted(GlmbotError):
+    """Every earlier attempt at this message died before answering; this one gives up visibly."""
 
 
 class PromptTooLong(GlmbotError):

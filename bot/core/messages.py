@@ -6,6 +6,8 @@ Amounts are shown with ``billing.money.format_usd``, reset times with ``billing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from bot.billing.money import format_usd
 from bot.billing.periods import Period, format_moment
 from bot.core.domain import Notice
@@ -18,6 +20,7 @@ from bot.core.errors import (
     ModelUnavailable,
     PromptTooLong,
     QuotaExceeded,
+    RetriesExhausted,
     StoreUnavailable,
 )
 
@@ -56,11 +59,19 @@ def user_message(error: GlmbotError, quota_command: str = "") -> str:
         )
     if isinstance(error, ModelStreamFailed | EmptyAnswer):
         return "The model stopped before finishing its answer. Please try again."
+    if isinstance(error, RetriesExhausted):
+        return "I couldn't finish an answer to this after several tries. Please ask again, maybe differently."
     if isinstance(error, Interrupted):
         return "I was restarted before I could finish. Please ask again."
     if isinstance(error, StoreUnavailable):
         return "I'm temporarily unavailable (my storage is not answering). Please try again shortly."
     return "Something went wrong on my side. Please try again."
+
+
+def with_notices(text: str, notices: Sequence[Notice], dress: Callable[[Notice], str]) -> str:
+    """An answer with its notices under it, each dressed by the front end, separated by blank lines."""
+    lines = [dress(notice) for notice in notices]
+    return "\n\n".join([text, *lines] if text else lines)
 
 
 def default_prompt(image_count: int) -> str:

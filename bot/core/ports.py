@@ -10,7 +10,7 @@ port                real implementation                         in the console
 ``AttachmentFetcher`` ``handlers.files.SlackFileFetcher``       ``bot.images.local.LocalFileFetcher``
 ``Images``          ``bot.images.pipeline.ImagePipeline``       same
 ``History``         ``bot.store.history.HistoryStore``          same (embedded store)
-``Claims``          ``bot.store.claims.MessageClaims``          same (embedded store)
+``ReplyJournal``    ``bot.work.journal.WorkJournal``            ``bot.core.conversation.NoJournal``
 ``Billing``         ``bot.billing.settlement.QuotaBilling``     same
 ==================  ==========================================  =======================================
 
@@ -45,8 +45,11 @@ class ReplySink(Protocol):
     def show(self, text: str) -> None:
         """The answer so far (Markdown). Never blocks: the sink paces its own output."""
 
-    async def finish(self, text: str, notices: Sequence[Notice] = ()) -> None:
-        """The whole answer (Markdown) and the notices under it; returns once it is displayed."""
+    async def finish(self, text: str, notices: Sequence[Notice] = ()) -> bool:
+        """The whole answer (Markdown) and the notices under it; True once the user can see all of it.
+
+        False when it could not be delivered (the sink has logged why and shown what it could).
+        """
 
     async def fail(self, message: str) -> None:
         """Replace the pending answer with a short message for the user (Markdown)."""
@@ -93,8 +96,12 @@ class History(Protocol):
         """Add messages at the end, in one atomic step."""
         ...
 
+    async def engage(self, thread: ThreadKey) -> None:
+        """Mark the thread as one the bot talks in (asked there, even before any answer)."""
+        ...
+
     async def exists(self, thread: ThreadKey) -> bool:
-        """True when the bot has a conversation in this thread."""
+        """True when the bot talks in this thread."""
         ...
 
     async def forget(self, thread: ThreadKey) -> None:
@@ -102,11 +109,28 @@ class History(Protocol):
         ...
 
 
-class Claims(Protocol):
-    """Once-only claims on user messages."""
+class ReplyJournal(Protocol):
+    """Where one reply records how far it got, so that another process can resume it if this one dies.
 
-    async def claim(self, team: str, channel: str, message_ts: str) -> bool:
-        """True for the first caller for this message, False for every later one."""
+    ``record`` never raises: a journal that cannot write logs it, and the reply goes on.
+    """
+
+    @property
+    def durable(self) -> bool:
+        """True when another process resumes the reply if this one stops (so no apology is shown)."""
+        ...
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first attempt at this message, 2 for the first resumption, ..."""
+        ...
+
+    def recorded(self, field: str) -> str | None:
+        """What an earlier attempt (or this one) recorded under ``field``."""
+        ...
+
+    async def record(self, **fields: str) -> None:
+        """Save ``fields`` (an empty string clears one)."""
         ...
 
 
@@ -126,10 +150,19 @@ class ReplyCharge(Protocol):
         """The reply broke off: charge the work it did (estimated), or release the money if there was none."""
         ...
 
+    def record(self) -> str:
+        """The reservation as text for a journal, so ``Billing.recover`` can settle it in another process."""
+        ...
+
 
 class Billing(Protocol):
     """Spend quotas around model calls."""
 
     async def reserve(self, user: str, input_tokens: int, max_tokens: int) -> ReplyCharge:
         """Hold the worst case of a reply; raises QuotaExceeded when not even a minimal one is affordable."""
+        ...
+
+    async def recover(self, record: str, output_tokens: int) -> None:
+        """Settle a reservation that a dead process recorded, for ``output_tokens`` it had streamed (or
+        release it when that is 0). Raises ValueError for an unreadable record, StoreUnavailable."""
         ...

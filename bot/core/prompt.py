@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from bot.core.domain import ChatMessage, ImageRef
+from bot.core.domain import ChatMessage, CollectedImages, ImageRef
 from bot.core.errors import PromptTooLong
+from bot.core.messages import default_prompt
 from bot.core.tokens import REQUEST_OVERHEAD_TOKENS, estimate_message_tokens, estimate_text_tokens
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -99,3 +100,10 @@ def _restore_images(
         if fitting:
             restored[index] = without_images(originals[index], [i for i in images if i not in fitting])
     return restored, spare
+
+
+def newest_message(text: str, collected: CollectedImages) -> ChatMessage | None:
+    """The user's turn as the model sees it, or None when nothing usable was sent."""
+    if not text.strip() and not collected.images:
+        return None
+    return ChatMessage("user", text.strip() or default_prompt(len(collected.images)), collected.refs)

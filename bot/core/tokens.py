@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bot.core.domain import ChatMessage
+from bot.core.domain import ChatMessage, StreamProgress
 
 # Kana, CJK ideographs (+ extension A), Hangul, compatibility ideographs, full-width forms.
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
@@ -31,3 +31,8 @@ def estimate_message_tokens(message: ChatMessage) -> int:
     """Tokens one chat message takes: template overhead, text, and each image's exact token count."""
     images = sum(image.tokens for image in message.images)
     return MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(message.text) + images
+
+
+def estimate_output_tokens(progress: StreamProgress) -> int:
+    """Tokens a stream has produced so far (answer and reasoning), estimated from its text."""
+    return estimate_text_tokens(progress.text) + estimate_text_tokens(progress.reasoning)

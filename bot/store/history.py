@@ -31,6 +31,11 @@ def history_key(thread: ThreadKey) -> str:
     return f"glmbot:{{{thread.tag()}}}:history"
 
 
+def engaged_key(thread: ThreadKey) -> str:
+    """The Redis key saying the bot was asked in this thread (before any answer was stored)."""
+    return f"glmbot:{{{thread.tag()}}}:engaged"
+
+
 class HistoryStore:
     """Load, append and forget thread histories (implements ``bot.core.ports.History``)."""
 
@@ -57,15 +62,20 @@ class HistoryStore:
         with store_errors("history append"):
             await self._append(keys=[history_key(thread)], args=[self._ttl_seconds, MAX_ENTRIES, *entries])
 
+    async def engage(self, thread: ThreadKey) -> None:
+        """Mark the thread as one the bot talks in, from its first question on (same TTL as history)."""
+        with store_errors("history engage"):
+            await self._client.set(engaged_key(thread), "1", ex=self._ttl_seconds)
+
     async def exists(self, thread: ThreadKey) -> bool:
-        """True when the bot has a conversation in this thread."""
+        """True when the bot talks in this thread: it was asked there, or has history there."""
         with store_errors("history lookup"):
-            return bool(await self._client.exists(history_key(thread)))
+            return bool(await self._client.exists(history_key(thread), engaged_key(thread)))
 
     async def forget(self, thread: ThreadKey) -> None:
         """Delete the thread's history."""
         with store_errors("history delete"):
-            await self._client.delete(history_key(thread))
+            await self._client.delete(history_key(thread), engaged_key(thread))
 
 
 def _encode(message: ChatMessage) -> dict[str, object]:

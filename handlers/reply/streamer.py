@@ -1,12 +1,20 @@
-"""SlackReplyStreamer: one placeholder message, then paced ``chat.update`` edits of the latest text.
+"""SlackReplyStreamer: shows one answer in a Slack thread, the way the workspace's rate budgets allow.
 
-One coroutine per reply owns every Slack call for that reply, so edits go out in order and always carry
-the newest text (``show`` only records it; nothing queues up stale edits). An answer longer than one
-message is cut at a paragraph or line boundary and continues in a new message in the same thread.
-A 429 is waited out (``Retry-After``) and the loop carries on with whatever text is latest by then.
-Interim edits also draw on the workspace-wide budget (``handlers.reply.budget``), first words before later
-updates; when it is spent the reply shows no new text until the next minute or its final edit, which
-always goes out.
+Two ways to deliver, chosen when the reply starts (``start``):
+
+* **edit**: when the workspace's edit budget has a slot for this reply's final edit (taken now), post a
+  placeholder and edit it as the answer streams: interim edits paced per message (``pacing``) and only
+  while the budget has room to spare; the final edit holds the whole answer.
+* **whole**: when the budget is spent, post nothing yet; the answer is generated meanwhile and posted
+  whole in the channel's next posting slot.
+
+A reply that another process started (``recorded`` message timestamps) resumes on the same messages, in
+edit mode. One coroutine per reply owns the interim edits, so they go out in order and always carry the
+newest text; ``finish`` waits for it, then makes the final calls itself. A long answer continues in
+further messages in the thread, cut by the length Slack receives (``parts``). A final edit Slack refuses
+for good is delivered as new messages instead (smaller, when the text was too long); a channel that
+refuses posts ends the reply as undeliverable (logged and counted). ``finish`` says whether the user
+saw the answer.
 """
 
 from __future__ import annotations
@@ -14,41 +22,30 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
 
 import structlog
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.domain import Notice
 from bot.core.errors import DeliveryFailed
+from bot.core.messages import with_notices
 from bot.metrics import Metrics
-from handlers.errors import SlackRateLimited, SlackRefused, slack_errors
+from handlers.errors import SlackRefused
 from handlers.reply.mrkdwn import render_partial, to_mrkdwn
 from handlers.reply.pacing import EditPacer
-from handlers.reply.split import take_chunk
+from handlers.reply.parts import consumed, cut
+from handlers.reply.poster import SlackPoster
 
 log = structlog.get_logger(__name__)
 
 PLACEHOLDER = ":hourglass_flowing_sand: Thinking…"
 TYPING_CURSOR = " ▍"
-# Markdown characters per Slack message. Slack truncates `text` at 40,000 characters and collapses long
-# messages; 3,500 keeps each part readable and leaves room for the mrkdwn conversion to grow the text.
-MESSAGE_LIMIT = 3500
-POST_ATTEMPTS = 3
-FINAL_EDIT_ATTEMPTS = 5
-MAX_FAILURE_BACKOFF = 10.0
-
-
-class EditGate(Protocol):
-    """The workspace-wide edit budget, seen from one reply (``budget.TeamEditGate`` binds the team)."""
-
-    async def take(self, first_edit: bool) -> float:
-        """0 when an interim edit may go now, else the seconds to hold off."""
-        ...
-
-    async def pause(self, seconds: float) -> None:
-        """Slack answered 429: hold the workspace's interim edits for ``seconds``."""
-        ...
+MAX_MESSAGES = 20
+"""Messages one reply may take; a longer answer is cut with a note (a runaway model is not a flood)."""
+CUT_NOTE = "\n\n_(The rest of this answer was too long for Slack.)_"
+TOO_LONG = frozenset({"msg_too_long", "invalid_blocks"})
+MIN_SCALE = 0.1
+NOT_EDITABLE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+OnPosted = Callable[[list[str]], Awaitable[None]]
 
 
 class SlackReplyStreamer:
@@ -56,184 +53,180 @@ class SlackReplyStreamer:
 
     def __init__(
         self,
-        client: AsyncWebClient,
-        channel: str,
-        thread_ts: str,
+        poster: SlackPoster,
         pacer: EditPacer,
-        edit_gate: EditGate,
         metrics: Metrics,
+        recorded: Sequence[str] = (),
+        on_posted: OnPosted | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        failure_backoff: float = 2.0,
     ) -> None:
-        self._client = client
-        self._channel = channel
-        self._thread_ts = thread_ts
+        self._poster = poster
         self._pacer = pacer
-        self._edit_gate = edit_gate
         self._metrics = metrics
         self._clock = clock
-        self._sleep = sleep
-        self._failure_backoff = failure_backoff
+        self._on_posted = on_posted
+        self._messages = list(recorded)  # this reply's messages, oldest first
+        self._index = 0  # the message being written
+        self._edit_slot_taken = False
+        self.mode = "edit" if self._messages else "whole"
         self._latest = ""
-        self._final = False
-        self._finishing = asyncio.Event()
-        self._interim_shown = False
         self._changed = asyncio.Event()
+        self._finishing = asyncio.Event()
         self._editor: asyncio.Task[None] | None = None
-        # Where the current message's text starts: earlier parts went into earlier messages.
-        self._committed = 0
-        self._carry = ""
-        self._current_ts: str | None = None
-        self._last_sent = ""
+        self._interim_shown = False
+        self._committed = 0  # Markdown characters already in earlier messages
+        self._carry = ""  # a reopened code fence that the next message starts with
+        self._last_sent: dict[int, str] = {}
+        self._scale = 1.0
 
     async def start(self) -> None:
-        for attempt in range(1, POST_ATTEMPTS + 1):
-            try:
-                await self._send(PLACEHOLDER)
-                break
-            except SlackRateLimited as limited:
-                if attempt == POST_ATTEMPTS:
-                    raise DeliveryFailed("placeholder rate limited") from None
-                await self._sleep(limited.retry_after)
-        self._editor = asyncio.create_task(self._edit_loop())
+        if not self._messages and await self._poster.reserve_final_edit():
+            self._edit_slot_taken = True
+            self.mode = "edit"
+            await self._add_message(await self._poster.post(PLACEHOLDER))
+            self._last_sent[0] = PLACEHOLDER
+        if self.mode == "edit":
+            self._editor = asyncio.create_task(self._edit_loop())
 
     def show(self, text: str) -> None:
         self._latest = text
         self._changed.set()
 
-    async def finish(self, text: str, notices: Sequence[Notice] = ()) -> None:
-        self._latest = with_notices(text, notices)
-        self._final = True
+    async def finish(self, text: str, notices: Sequence[Notice] = ()) -> bool:
+        self._latest = with_notices(text, notices, dress)
+        await self._stop_editor()
+        try:
+            await self._deliver(self._latest)
+        except DeliveryFailed as failed:
+            log.error("reply_undeliverable", detail=str(failed), mode=self.mode)
+            self._metrics.replies.labels("undeliverable").inc()
+            return False
+        return True
+
+    async def fail(self, message: str) -> None:
+        # What streamed so far stays in a placeholder; a reply posted whole shows only the warning.
+        shown = self._latest.rstrip() if self.mode == "edit" else ""
+        warning = f":warning: {message}"
+        await self.finish(f"{shown}\n\n{warning}" if shown else warning)
+
+    # ---------------------------------------------------------------------------------------- interim
+
+    async def _edit_loop(self) -> None:
+        while not self._finishing.is_set():
+            await self._changed.wait()
+            wait = self._pacer.wait_time(self._clock())
+            if wait > 0 and await _wait(self._finishing, wait):
+                return
+            if self._finishing.is_set():
+                return
+            self._changed.clear()
+            try:
+                await self._interim(self._latest)
+            except DeliveryFailed as failed:
+                # Interim edits are a courtesy: the final delivery decides what the user sees.
+                log.warning("interim_edits_stopped", detail=str(failed))
+                return
+
+    async def _interim(self, text: str) -> None:
+        await self._write(text, final=False)
+
+    async def _interim_tail(self, remainder: str) -> None:
+        """Show the text so far in the current message, if the budget allows (else try again later)."""
+        body = render_partial(remainder) + TYPING_CURSOR
+        ts = self._current()
+        if ts is None:
+            await self._put(body)  # a continuation: it must appear, and it carries the text so far
+            return
+        if self._last_sent.get(self._index) == body:
+            return
+        if await self._poster.interim(ts, body, first=not self._interim_shown):
+            self._last_sent[self._index] = body
+            self._interim_shown = True
+            self._pacer.edited(self._clock())
+            return
+        self._pacer.rate_limited(self._clock(), self._pacer.interval)
+        self._changed.set()  # try again later with whatever text is newest then
+
+    async def _stop_editor(self) -> None:
         self._finishing.set()
         self._changed.set()
         if self._editor is not None:
             await self._editor
 
-    async def fail(self, message: str) -> None:
-        shown = self._latest.rstrip()
-        await self.finish(f"{shown}\n\n:warning: {message}" if shown else f":warning: {message}")
+    # ------------------------------------------------------------------------------------------ final
 
-    async def _edit_loop(self) -> None:
-        failures = 0  # consecutive, for the backoff
-        final_failures = 0  # the final edit gets its own attempts, whatever happened before it
+    async def _deliver(self, markdown: str) -> None:
+        """Put the whole answer in this reply's messages; raises DeliveryFailed when that is impossible."""
         while True:
-            await self._changed.wait()
-            await self._sleep(self._pacer.wait_time(self._clock()))
-            if not self._final and not await self._interim_edit_allowed():
-                continue
-            self._changed.clear()
-            text, final = self._latest, self._final
             try:
-                await self._render(text, final)
-            except SlackRateLimited as limited:
-                self._pacer.rate_limited(self._clock(), limited.retry_after)
-                await self._edit_gate.pause(limited.retry_after)
-                self._changed.set()
-                continue
-            except DeliveryFailed:
-                failures += 1
-                final_failures += final
-                if final_failures >= FINAL_EDIT_ATTEMPTS:
-                    log.error("final_edit_failed", attempts=final_failures)
-                    return
-                backoff = min(self._failure_backoff * 2.0 ** (failures - 1), MAX_FAILURE_BACKOFF)
-                self._pacer.rate_limited(self._clock(), backoff)
-                if final:
-                    self._changed.set()
-                continue
-            failures = 0
-            self._interim_shown = True
-            self._pacer.edited(self._clock())
-            if final:
-                return
+                await self._write(markdown, final=True)
+                break
+            except SlackRefused as refused:
+                self._recover(refused)
+        for leftover in self._messages[self._index + 1 :]:
+            await self._poster.delete(leftover)  # an earlier attempt's continuation, not needed now
 
-    async def _interim_edit_allowed(self) -> bool:
-        """Ask the workspace budget; when it is spent, wait for the next window or the final text.
+    def _recover(self, refused: SlackRefused) -> None:
+        """After Slack refused a final part for good: smaller parts, or new messages, else give up."""
+        if refused.error in TOO_LONG and self._scale > MIN_SCALE:
+            self._scale /= 2
+        elif refused.error in NOT_EDITABLE and self._current() is not None:
+            log.warning("final_edit_refused", error=refused.error)
+            del self._messages[self._index]  # post this part as a new message instead
+            self._last_sent.pop(self._index, None)
+        else:
+            raise refused
 
-        The final text never waits for the budget: a slow answer from the store is abandoned as soon as
-        the final text arrives.
-        """
-        asking = asyncio.ensure_future(self._edit_gate.take(not self._interim_shown))
-        finishing = asyncio.ensure_future(self._finishing.wait())
-        try:
-            await asyncio.wait({asking, finishing}, return_when=asyncio.FIRST_COMPLETED)
-            if not asking.done():
-                return False
-            hold = asking.result()
-            if hold <= 0:
-                return True
-            self._metrics.slack_edits.labels("skipped_budget").inc()
-            await asyncio.wait({finishing}, timeout=hold)
-            return False
-        finally:
-            asking.cancel()
-            finishing.cancel()
-
-    async def _render(self, text: str, final: bool) -> None:
+    async def _write(self, text: str, final: bool) -> None:
+        """Write ``text`` into this reply's messages: full ones are closed, the rest goes in the current."""
         remainder = self._carry + text[self._committed :]
-        while len(remainder) > MESSAGE_LIMIT:
-            head, rest = take_chunk(remainder, MESSAGE_LIMIT)
-            await self._send(to_mrkdwn(head))
-            consumed, carry = _consumed(remainder, rest)
-            self._committed += consumed - len(self._carry)
+        while (part := cut(remainder, self._scale)) is not None:
+            head, rest = part
+            if self._index + 1 >= MAX_MESSAGES:
+                if final:
+                    await self._put(head + CUT_NOTE)
+                return
+            await self._put(head)
+            used, carry = consumed(remainder, rest)
+            self._committed += used - len(self._carry)
             self._carry = carry
-            self._current_ts = None
+            self._index += 1
             remainder = self._carry + text[self._committed :]
         if not remainder.strip():
             return  # the text ends exactly at a cut: the last message already holds all of it
-        await self._send(to_mrkdwn(remainder) if final else render_partial(remainder) + TYPING_CURSOR)
+        if final:
+            await self._put(to_mrkdwn(remainder))
+        else:
+            await self._interim_tail(remainder)
 
-    async def _send(self, body: str) -> None:
-        """Post a new message in the thread, or edit the current one when the text changed."""
-        if self._current_ts is not None and body == self._last_sent:
-            return
-        method = "chat.postMessage" if self._current_ts is None else "chat.update"
-        try:
-            with slack_errors(method):
-                if self._current_ts is None:
-                    response = await self._client.chat_postMessage(
-                        channel=self._channel, thread_ts=self._thread_ts, text=body
-                    )
-                    self._current_ts = _posted_ts(response.get("ts"))
-                else:
-                    await self._client.chat_update(channel=self._channel, ts=self._current_ts, text=body)
-                    self._metrics.slack_edits.labels("ok").inc()
-        except SlackRateLimited:
-            self._metrics.slack_edits.labels("rate_limited").inc()
-            raise
-        except SlackRefused as refused:
-            self._metrics.slack_edits.labels("error").inc()
-            log.warning("slack_call_failed", error=refused.error)
-            raise
-        except DeliveryFailed as failed:
-            # Transport errors, a closed session, or an answer without a ts: try again later.
-            log.warning("slack_call_failed", error=str(failed))
-            raise
-        self._last_sent = body
+    async def _put(self, body: str) -> None:
+        """Show ``body`` in the current message: edit it, or post it when it does not exist yet."""
+        ts = self._current()
+        if ts is None:
+            await self._add_message(await self._poster.post(body))
+        elif self._last_sent.get(self._index) != body:
+            await self._poster.update(ts, body, slot_taken=self._edit_slot_taken)
+            self._edit_slot_taken = False
+        self._last_sent[self._index] = body
+
+    def _current(self) -> str | None:
+        return self._messages[self._index] if self._index < len(self._messages) else None
+
+    async def _add_message(self, ts: str) -> None:
+        self._messages.append(ts)
+        if self._on_posted is not None:
+            await self._on_posted(list(self._messages))
 
 
-def _posted_ts(ts: object) -> str:
-    """The ``ts`` of a posted message; an answer without one cannot be edited later."""
-    if not ts:
-        raise DeliveryFailed("chat.postMessage answered without a ts")
-    return str(ts)
+def dress(notice: Notice) -> str:
+    """A notice as Slack shows it: ``:warning:`` before a warning, a note in italics."""
+    return f":warning: {notice.text}" if notice.kind == "warning" else f"_{notice.text}_"
 
 
-def with_notices(text: str, notices: Sequence[Notice]) -> str:
-    """The answer with its notices under it, as Slack shows them: ``:warning:`` warnings, notes in italics."""
-    lines = [f":warning: {n.text}" if n.kind == "warning" else f"_{n.text}_" for n in notices]
-    return "\n\n".join([text, *lines] if text else lines)
-
-
-def _consumed(remainder: str, rest: str) -> tuple[int, str]:
-    """How much of ``remainder`` went into the head, and the prefix ``take_chunk`` added to ``rest``.
-
-    ``take_chunk`` may start ``rest`` with a reopened code fence; everything after it is a suffix of
-    ``remainder``.
-    """
-    for cut in (0, rest.find("\n") + 1):
-        tail = rest[cut:]
-        if remainder.endswith(tail):
-            return len(remainder) - len(tail), rest[:cut]
-    return len(remainder), rest
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; True when it was set."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

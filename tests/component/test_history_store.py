@@ -1,4 +1,4 @@
-"""HistoryStore and MessageClaims against a real redis-server."""
+"""HistoryStore against a real redis-server."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as redis
 
-from bot.core.domain import ChatMessage, ThreadKey
+from bot.core.domain import ChatMessage, IncomingMessage, ThreadKey
 from bot.core.errors import StoreUnavailable
-from bot.store.claims import MessageClaims
 from bot.store.connection import open_store, store_answers
 from bot.store.history import MAX_ENTRIES, HistoryStore, history_key
+from bot.work.queue import WorkQueue
 from tests.fakes.redis_server import RedisServer
 
 THREAD = ThreadKey("T1", "C1", "1700000000.000100")
@@ -74,15 +74,6 @@ async def test_forget(client: redis.Redis) -> None:
     assert await store.load(THREAD) == []
 
 
-async def test_claims_first_wins_with_ttl(client: redis.Redis) -> None:
-    """Of many concurrent claims on one message exactly one wins; the claim expires in a day."""
-    claims = MessageClaims(client)
-    results = await asyncio.gather(*(claims.claim("T1", "C1", "1.1") for _ in range(20)))
-    assert results.count(True) == 1
-    assert await claims.claim("T1", "C1", "1.2")
-    assert 86000 < await client.ttl("glmbot:{msg:T1:C1:1.1}:claimed") <= 86400
-
-
 async def test_unreachable_store_raises_store_unavailable() -> None:
     """Every operation against a dead Redis turns into StoreUnavailable."""
     dead = open_store("redis://127.0.0.1:9/0")
@@ -93,7 +84,7 @@ async def test_unreachable_store_raises_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable):
         await store.append(THREAD, [ChatMessage("user", "q")])
     with pytest.raises(StoreUnavailable):
-        await MessageClaims(dead).claim("T1", "C1", "1")
+        await WorkQueue(dead, "c1").enqueue(IncomingMessage(THREAD, "1", "U1", "hi"))
     await dead.aclose()
 
 

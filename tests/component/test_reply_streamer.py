@@ -1,33 +1,66 @@
-"""SlackReplyStreamer against the fake Slack Web API over real HTTP."""
+"""SlackReplyStreamer against the fake Slack Web API over real HTTP, with its rate limits in real Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
+import redis.asyncio as redis
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.domain import Notice
 from bot.core.errors import DeliveryFailed
 from bot.metrics import Metrics
+from bot.store.connection import open_store
+from handlers.reply.limits import SlackLimits
 from handlers.reply.mrkdwn import to_mrkdwn
 from handlers.reply.pacing import EditPacer
-from handlers.reply.streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR, SlackReplyStreamer
+from handlers.reply.parts import MARKDOWN_LIMIT, RENDERED_LIMIT
+from handlers.reply.poster import SlackPoster
+from handlers.reply.streamer import MAX_MESSAGES, TYPING_CURSOR, SlackReplyStreamer
 from tests.fakes.constants import BOT_TOKEN
 from tests.fakes.slack_api import FakeSlack
 
+_teams = itertools.count(1)
 
-class FixedGate:
-    """An edit gate that always answers the same hold, and records pauses."""
 
-    def __init__(self, hold: float = 0.0) -> None:
-        self.hold = hold
-        self.pauses: list[float] = []
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[redis.Redis]:
+    client = open_store(redis_url)
+    yield client
+    await client.aclose()
 
-    async def take(self, first_edit: bool) -> float:
-        return self.hold
 
-    async def pause(self, seconds: float) -> None:
-        self.pauses.append(seconds)
+class Sleeps:
+    """A sleep that records what it was asked and waits only a moment (for tests of long waits)."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        await asyncio.sleep(0)
+
+
+def _streamer(
+    slack: FakeSlack,
+    store: redis.Redis,
+    interval: float = 0.05,
+    per_minute: int = 50,
+    recorded: Sequence[str] = (),
+    sleep: Sleeps | None = None,
+    metrics: Metrics | None = None,
+) -> SlackReplyStreamer:
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
+    limits = SlackLimits(store, per_minute)
+    metrics = metrics or Metrics()
+    team = f"T{next(_teams)}"
+    poster = SlackPoster(
+        client, team, "C1", "1.0", limits, metrics, sleep=sleep or asyncio.sleep, failure_backoff=0.01
+    )
+    return SlackReplyStreamer(poster, EditPacer(interval), metrics, recorded)
 
 
 async def _show_parts(streamer: SlackReplyStreamer, slack: FakeSlack, count: int) -> None:
@@ -37,131 +70,220 @@ async def _show_parts(streamer: SlackReplyStreamer, slack: FakeSlack, count: int
         await slack.wait_for(lambda: len(slack.calls_to("chat.update")) >= i)  # noqa: B023
 
 
-def _streamer(slack: FakeSlack, interval: float = 0.05, gate: FixedGate | None = None) -> SlackReplyStreamer:
-    client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
-    return SlackReplyStreamer(
-        client, "C1", "1.0", EditPacer(interval), gate or FixedGate(), Metrics(), failure_backoff=0.01
-    )
+def _texts(slack: FakeSlack) -> list[str]:
+    return [m.text for m in slack.messages_in("C1", "1.0")]
 
 
-async def test_edits_coalesce_to_latest_text(fake_slack: FakeSlack) -> None:
+async def test_edits_coalesce_to_latest_text(fake_slack: FakeSlack, store: redis.Redis) -> None:
     """Many show() calls between two edit slots produce one edit carrying the newest text."""
-    streamer = _streamer(fake_slack, interval=0.3)
+    streamer = _streamer(fake_slack, store, interval=0.3)
     await streamer.start()
     for i in range(1, 200):
         streamer.show("word " * i)
         await asyncio.sleep(0.002)
-    await streamer.finish("word " * 200)
+    assert await streamer.finish("word " * 200)
     updates = fake_slack.calls_to("chat.update")
     assert len(updates) <= 4
     assert updates[-1].body["text"] == to_mrkdwn("word " * 200)
     assert all(TYPING_CURSOR in u.body["text"] for u in updates[:-1])
 
 
-async def test_code_block_split_keeps_fences_balanced(fake_slack: FakeSlack) -> None:
+async def test_code_block_split_keeps_fences_balanced(fake_slack: FakeSlack, store: redis.Redis) -> None:
     """A long code block is split across messages with each part a closed code block."""
     code = "```python\n" + "\n".join(f"print({i})  # line {i}" for i in range(400)) + "\n```"
     answer = "Here is the code:\n\n" + code + "\n\nDone."
-    streamer = _streamer(fake_slack)
+    streamer = _streamer(fake_slack, store)
     await streamer.start()
     await streamer.finish(answer)
-    parts = [m.text for m in fake_slack.messages_in("C1", "1.0")]
+    parts = _texts(fake_slack)
     assert len(parts) >= 3
     for part in parts:
-        assert len(part) <= MESSAGE_LIMIT
+        assert len(part) <= RENDERED_LIMIT
         assert part.count("```") % 2 == 0, part[:80]
     joined = "\n".join(parts)
     assert all(f"print({i})  # line {i}" in joined for i in range(400))
     assert parts[-1].rstrip().endswith("Done.")
 
 
-async def test_fail_keeps_partial_text_and_adds_warning(fake_slack: FakeSlack) -> None:
+async def test_split_by_rendered_length(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """A table that renders far longer than its Markdown is cut so every message stays under the limit."""
+    rows = ["| name | note |", "|---|---|", f"| {'x' * 2000} | wide |"]
+    rows += [f"| row{i} | y |" for i in range(80)]
+    table = "\n".join(rows)
+    assert len(table) < MARKDOWN_LIMIT
+    assert len(to_mrkdwn(table)) > 40_000
+    streamer = _streamer(fake_slack, store)
+    await streamer.start()
+    assert await streamer.finish(table)
+    parts = _texts(fake_slack)
+    assert all(len(part) <= RENDERED_LIMIT for part in parts)
+    joined = "\n".join(parts)
+    assert all(f"row{i}" in joined for i in range(80))
+
+
+async def test_notices_are_dressed_for_slack(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """Notes go in italics and warnings after :warning:, each in a paragraph of its own."""
+    streamer = _streamer(fake_slack, store)
+    await streamer.start()
+    notices = [Notice("note", "(cut off)"), Notice("warning", "I couldn't use a.pdf: not an image.")]
+    await streamer.finish("Answer", notices)
+    assert _texts(fake_slack) == [
+        to_mrkdwn("Answer\n\n_(cut off)_\n\n:warning: I couldn't use a.pdf: not an image.")
+    ]
+
+
+async def test_fail_keeps_partial_text_and_adds_warning(fake_slack: FakeSlack, store: redis.Redis) -> None:
     """fail() after some text keeps that text and replaces the cursor with the warning."""
-    streamer = _streamer(fake_slack)
+    streamer = _streamer(fake_slack, store)
     await streamer.start()
     streamer.show("Half an answer")
     await streamer.fail("The model stopped.")
-    [message] = fake_slack.messages_in("C1", "1.0")
-    assert message.text == "Half an answer\n\n:warning: The model stopped."
+    assert _texts(fake_slack) == ["Half an answer\n\n:warning: The model stopped."]
 
 
-async def test_placeholder_rate_limited_then_posted(fake_slack: FakeSlack) -> None:
-    """A 429 on the placeholder post is waited out and retried."""
-    fake_slack.fail_next("chat.postMessage", status=429, retry_after=0)
-    streamer = _streamer(fake_slack)
+async def test_placeholder_429_eight_times_is_still_delivered(
+    fake_slack: FakeSlack, store: redis.Redis
+) -> None:
+    """A placeholder refused with 429 (Retry-After 2) eight times waits each one out and is posted."""
+    fake_slack.fail_next("chat.postMessage", status=429, retry_after=2, times=8)
+    sleeps = Sleeps()
+    streamer = _streamer(fake_slack, store, sleep=sleeps)
     await streamer.start()
-    await streamer.finish("ok")
-    assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["ok"]
-    assert fake_slack.calls_to("chat.postMessage")[-1].body["text"] == PLACEHOLDER
+    assert await streamer.finish("ok")
+    assert _texts(fake_slack) == ["ok"]
+    assert len(fake_slack.calls_to("chat.postMessage")) == 9
+    assert sleeps.asked.count(2.0) >= 8  # each Retry-After waited out (the pause may add slot waits)
 
 
-async def test_placeholder_failure_raises_slack_unavailable(fake_slack: FakeSlack) -> None:
-    """A Slack error on the placeholder post is DeliveryFailed (nothing else can be shown)."""
-    fake_slack.error_next("chat.postMessage", error="channel_not_found")
-    with pytest.raises(DeliveryFailed):
-        await _streamer(fake_slack).start()
-
-
-async def test_failed_interim_edit_does_not_lose_final(fake_slack: FakeSlack) -> None:
-    """An interim edit error is skipped; the final edit still lands."""
-    fake_slack.error_next("chat.update", error="internal_error")
-    streamer = _streamer(fake_slack)
+async def test_spent_edit_budget_posts_the_answer_whole(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """With no edit slot for a final edit, no placeholder is posted: the answer is posted whole once ready."""
+    limits = SlackLimits(store, 2)
+    assert await limits.update_slot("T-busy", max_wait=0) is not None  # the one slot of the burst
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url)
+    poster = SlackPoster(client, "T-busy", "C1", "1.0", limits, Metrics())
+    streamer = SlackReplyStreamer(poster, EditPacer(0.05), Metrics())
     await streamer.start()
     streamer.show("partial")
     await asyncio.sleep(0.1)
-    await streamer.finish("complete answer")
-    assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["complete answer"]
+    assert fake_slack.calls_to("chat.postMessage") == []
+    assert await streamer.finish("the whole answer")
+    assert _texts(fake_slack) == ["the whole answer"]
+    assert fake_slack.calls_to("chat.update") == []
 
 
-async def test_early_edit_failures_do_not_use_up_final_attempts(fake_slack: FakeSlack) -> None:
-    """Interim edit errors earlier in the stream leave the final edit its full set of attempts."""
-    streamer = _streamer(fake_slack, interval=0.01)
+async def test_placeholder_refused_for_good_raises(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """A channel that refuses posts (channel_not_found) is DeliveryFailed: nothing else can be shown."""
+    fake_slack.error_next("chat.postMessage", error="channel_not_found")
+    with pytest.raises(DeliveryFailed):
+        await _streamer(fake_slack, store).start()
+
+
+async def test_failed_interim_edit_does_not_lose_final(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """An interim edit error is skipped; the final edit still lands."""
+    fake_slack.error_next("chat.update", error="internal_error")
+    streamer = _streamer(fake_slack, store)
+    await streamer.start()
+    streamer.show("partial")
+    await asyncio.sleep(0.1)
+    assert await streamer.finish("complete answer")
+    assert _texts(fake_slack) == ["complete answer"]
+
+
+async def test_final_edit_gets_its_own_attempts(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """Even right after a run of failed interim edits, the final edit still gets several tries."""
+    streamer = _streamer(fake_slack, store, interval=0.01)
     await streamer.start()
     fake_slack.error_next("chat.update", error="internal_error", times=4)
-    await _show_parts(streamer, fake_slack, 5)
-    fake_slack.error_next("chat.update", error="internal_error", times=1)
-    await streamer.finish("the whole answer")
-    assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["the whole answer"]
-
-
-async def test_answer_ending_at_a_cut_posts_no_empty_message(fake_slack: FakeSlack) -> None:
-    """An answer that ends exactly at a split boundary does not post an empty continuation."""
-    streamer = _streamer(fake_slack)
-    await streamer.start()
-    await streamer.finish("a" * (MESSAGE_LIMIT - 1) + "\n\n")
-    texts = [m.text for m in fake_slack.messages_in("C1", "1.0")]
-    assert texts == ["a" * (MESSAGE_LIMIT - 1)]
-
-
-async def test_spent_workspace_budget_holds_interim_edits_not_the_final(fake_slack: FakeSlack) -> None:
-    """With the workspace's edit budget spent, no interim edit goes out, and the final one goes at once."""
-    streamer = _streamer(fake_slack, gate=FixedGate(hold=60.0))
-    await streamer.start()
-    streamer.show("partial text")
-    await asyncio.sleep(0.2)
-    assert fake_slack.calls_to("chat.update") == []
-    await asyncio.wait_for(streamer.finish("final text"), timeout=5)
-    assert [c.body["text"] for c in fake_slack.calls_to("chat.update")] == ["final text"]
-
-
-async def test_final_edit_gets_its_own_attempts(fake_slack: FakeSlack) -> None:
-    """Even right after a run of failed interim edits, the final edit still gets several tries."""
-    streamer = _streamer(fake_slack, interval=0.01)
-    await streamer.start()
-    fake_slack.error_next("chat.update", error="internal_error", times=5)
     await _show_parts(streamer, fake_slack, 4)
-    await streamer.finish("the whole answer")
-    assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["the whole answer"]
+    fake_slack.error_next("chat.update", error="internal_error", times=3)
+    assert await streamer.finish("the whole answer")
+    assert _texts(fake_slack) == ["the whole answer"]
 
 
-async def test_rate_limited_edit_is_shared_with_the_workspace(fake_slack: FakeSlack) -> None:
-    """A 429 on chat.update is reported to the edit gate, so other replies hold off too."""
-    gate = FixedGate()
-    streamer = _streamer(fake_slack, gate=gate)
+@pytest.mark.parametrize("error", ["message_not_found", "cant_update_message", "edit_window_closed"])
+async def test_final_edit_refused_for_good_is_posted_anew(
+    fake_slack: FakeSlack, store: redis.Redis, error: str
+) -> None:
+    """A final edit Slack refuses for good is not retried: the answer goes in a new message."""
+    streamer = _streamer(fake_slack, store)
+    await streamer.start()
+    fake_slack.error_next("chat.update", error=error)
+    assert await streamer.finish("the answer")
+    assert _texts(fake_slack)[-1] == "the answer"
+    assert len(fake_slack.calls_to("chat.update")) == 1
+
+
+@pytest.mark.parametrize("error", ["msg_too_long", "invalid_blocks"])
+async def test_final_edit_too_long_is_split_smaller(
+    fake_slack: FakeSlack, store: redis.Redis, error: str
+) -> None:
+    """A final edit refused as too long is sent again in smaller parts."""
+    streamer = _streamer(fake_slack, store)
+    await streamer.start()
+    fake_slack.error_next("chat.update", error=error)
+    answer = "\n\n".join(f"Paragraph {i}: " + "words " * 60 for i in range(8))
+    assert await streamer.finish(answer)
+    texts = _texts(fake_slack)
+    assert len(texts) >= 2
+    joined = "\n\n".join(texts)
+    assert all(f"Paragraph {i}:" in joined for i in range(8))
+
+
+@pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "is_archived"])
+async def test_undeliverable_final_is_reported(fake_slack: FakeSlack, store: redis.Redis, error: str) -> None:
+    """When Slack refuses the thread for good, finish says the answer was not delivered, and counts it."""
+    metrics = Metrics()
+    streamer = _streamer(fake_slack, store, metrics=metrics)
+    await streamer.start()
+    fake_slack.error_next("chat.update", error=error)
+    fake_slack.error_next("chat.postMessage", error=error)
+    assert not await streamer.finish("the answer")
+    assert metrics.replies.labels("undeliverable")._value.get() == 1
+
+
+async def test_answer_ending_at_a_cut_posts_no_empty_message(
+    fake_slack: FakeSlack, store: redis.Redis
+) -> None:
+    """An answer that ends exactly at a split boundary does not post an empty continuation."""
+    streamer = _streamer(fake_slack, store)
+    await streamer.start()
+    await streamer.finish("a" * (MARKDOWN_LIMIT - 1) + "\n\n")
+    assert _texts(fake_slack) == ["a" * (MARKDOWN_LIMIT - 1)]
+
+
+async def test_runaway_answer_is_capped(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """An answer needing more than MAX_MESSAGES messages stops there, saying it was cut."""
+    streamer = _streamer(fake_slack, store)
+    await streamer.start()
+    answer = "\n\n".join("word " * 600 for _ in range(MAX_MESSAGES * 2))
+    await streamer.finish(answer)
+    texts = _texts(fake_slack)
+    assert len(texts) == MAX_MESSAGES
+    assert texts[-1].endswith("_(The rest of this answer was too long for Slack.)_")
+
+
+async def test_resumed_reply_edits_the_same_messages(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """A reply resumed on an earlier attempt's messages edits them, posts nothing new, deletes leftovers."""
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url)
+    first = str((await client.chat_postMessage(channel="C1", thread_ts="1.0", text="half ▍"))["ts"])
+    second = str((await client.chat_postMessage(channel="C1", thread_ts="1.0", text="more ▍"))["ts"])
+    posts = len(fake_slack.calls_to("chat.postMessage"))
+    streamer = _streamer(fake_slack, store, recorded=[first, second])
+    await streamer.start()
+    assert await streamer.finish("the complete answer")
+    assert len(fake_slack.calls_to("chat.postMessage")) == posts
+    assert fake_slack.messages[first].text == "the complete answer"
+    assert fake_slack.messages[second].deleted
+
+
+async def test_rate_limited_edit_pauses_the_workspace(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """A 429 on chat.update holds every reply's edits in the workspace, and the final still lands."""
+    streamer = _streamer(fake_slack, store)
     await streamer.start()
     fake_slack.fail_next("chat.update", status=429, retry_after=1)
     streamer.show("partial")
     await fake_slack.wait_for(lambda: bool(fake_slack.calls_to("chat.update")))
-    await streamer.finish("done")
-    assert gate.pauses == [1.0]
-    assert [m.text for m in fake_slack.messages_in("C1", "1.0")] == ["done"]
+    paused = [key async for key in store.scan_iter("glmbot:{slack:*}:update:paused")]
+    assert paused
+    assert await streamer.finish("done")
+    assert _texts(fake_slack) == ["done"]

@@ -15,7 +15,8 @@ from aiohttp import web
 
 from bot.app import open_core
 from bot.settings import load_settings
-from handlers.server import build_bolt_app, build_web_app, start_web
+from handlers.front_end import build_front_end
+from handlers.server import build_web_app, start_web
 from tests.fakes.bot_env import fake_backed_settings
 from tests.fakes.constants import SIGNING_SECRET
 from tests.fakes.model_api import FakeModel
@@ -92,12 +93,14 @@ async def running_bot() -> AsyncIterator[BotUnderTest]:
         httpx.AsyncClient(timeout=10) as http,
         aiohttp.ClientSession() as session,
     ):
-        bolt = build_bolt_app(settings, core, socket_mode=False, session=session)
-        runner = await start_web(build_web_app(core, bolt), "127.0.0.1", 0)
+        front = await build_front_end(settings, core, socket_mode=False, session=session)
+        runner = await start_web(build_web_app(core, front.bolt), "127.0.0.1", 0)
+        await front.runner.start()
         host, port = runner.addresses[0][:2]
         try:
             yield BotUnderTest(url=f"http://{host}:{port}", http=http, runner=runner)
         finally:
+            await front.runner.stop(drain_seconds=5)
             await runner.cleanup()
 
 

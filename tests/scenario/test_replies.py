@@ -6,7 +6,8 @@ import itertools
 import time
 
 from handlers.reply.mrkdwn import to_mrkdwn
-from handlers.reply.streamer import MESSAGE_LIMIT, PLACEHOLDER, TYPING_CURSOR
+from handlers.reply.parts import MARKDOWN_LIMIT, RENDERED_LIMIT
+from handlers.reply.streamer import PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.slack_api import FakeSlack
 from tests.scenario.harness import BotUnderTest, mention, message
@@ -93,9 +94,9 @@ async def test_long_answer_continues_in_new_messages(
         )
     )
     parts = fake_slack.messages_in("C0TEST", event["ts"])
-    assert len(parts) >= len(answer) // MESSAGE_LIMIT
+    assert len(parts) >= len(answer) // MARKDOWN_LIMIT
     for part in parts:
-        assert len(part.text) <= MESSAGE_LIMIT
+        assert len(part.text) <= RENDERED_LIMIT
         assert part.text.startswith("Paragraph")
         assert part.text.rstrip().endswith("word")
     assert [p.strip() for part in parts for p in part.text.split("\n\n")] == [p.strip() for p in paragraphs]
@@ -117,7 +118,8 @@ def _thread_text(slack: FakeSlack, thread_ts: str) -> str:
 async def test_workspace_edit_budget_limits_interim_edits(
     monkeypatch, fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
 ) -> None:
-    """With SLACK_EDITS_PER_MINUTE=2, three streaming replies share two interim edits; all finish fully."""
+    """With SLACK_EDITS_PER_MINUTE=2 three replies never edit past the budget: those without an edit slot
+    are posted whole, one message each, and every reply ends complete."""
     from tests.scenario.harness import bot_environment, running_bot
 
     bot_environment(monkeypatch, fake_slack, fake_model, redis_url, SLACK_EDITS_PER_MINUTE="2")
@@ -130,7 +132,7 @@ async def test_workspace_edit_budget_limits_interim_edits(
         await fake_slack.wait_for(lambda: _finished(fake_slack, 3), timeout=20)
         # The budget is per clock minute: a run that straddles a minute boundary gets two windows.
         windows = int(time.time() // 60) - int(started // 60) + 1
-    updates = fake_slack.calls_to("chat.update")
-    interim = [u for u in updates if u.body["text"].endswith(TYPING_CURSOR)]
-    assert len(interim) <= 2 * windows
-    assert sum(u.body["text"] == to_mrkdwn(ANSWER) for u in updates) == 3
+    assert len(fake_slack.calls_to("chat.update")) <= 2 * windows
+    assert len(fake_slack.calls_to("chat.postMessage")) == 3
+    for i, event in enumerate(events):
+        assert [m.text for m in fake_slack.messages_in(f"C{i}", event["ts"])] == [to_mrkdwn(ANSWER)]

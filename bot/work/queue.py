@@ -1,0 +1,183 @@
+"""The work queue: a Redis Stream with one consumer group, and each entry's recorded state.
+
+Why a stream (https://redis.io/docs/latest/develop/data-types/streams/): an entry read by a replica stays
+in the group's pending list until that replica acknowledges it (XACK), so work whose owner died is
+still there; XAUTOCLAIM hands entries idle for longer than a lease to another replica, and an owner
+keeps its lease by re-claiming its own entries (XCLAIM resets their idle time).
+
+Keys (all in the ``{work}`` hash slot, so each script touches one slot):
+
+* ``glmbot:{work}:replies`` -- the stream; one entry per message: ``key``, ``message`` (JSON), ``event``
+  (the Slack event id). Entries
+  are deleted when done, so the stream holds only work not yet delivered.
+* ``glmbot:{work}:claim:<team>:<channel>:<ts>`` -- the once-only claim of a message. 24 h.
+* ``glmbot:{work}:state:<team>:<channel>:<ts>`` -- hash: ``attempts`` and what the reply recorded so far
+  (``ReplyJournal``), so a replica that takes the entry over resumes it. Renewed to 24 h per attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis.asyncio as redis
+import structlog
+
+from bot.core.domain import Attachment, IncomingMessage, ThreadKey
+from bot.core.errors import StoreUnavailable
+from bot.store.connection import lua_source, store_errors
+
+log = structlog.get_logger(__name__)
+
+STREAM_KEY = "glmbot:{work}:replies"
+GROUP = "glmbot"
+# Slack retries for about five minutes; a day leaves room for slow redeliveries and clock skew.
+CLAIM_TTL_SECONDS = 24 * 3600
+STATE_TTL_SECONDS = 24 * 3600
+ENQUEUE_SCRIPT = lua_source(__package__, "enqueue.lua")
+BEGIN_SCRIPT = lua_source(__package__, "begin.lua")
+DONE_SCRIPT = lua_source(__package__, "done.lua")
+RENEW_SCRIPT = lua_source(__package__, "renew.lua")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One message to answer, as read from the stream: its entry id and the state of earlier attempts."""
+
+    entry_id: str
+    key: str
+    message: IncomingMessage
+    event_id: str = ""
+
+
+def message_key(message: IncomingMessage) -> str:
+    """``<team>:<channel>:<ts>``: names one message everywhere (claim, state, logs)."""
+    return f"{message.thread.team}:{message.thread.channel}:{message.message_ts}"
+
+
+class WorkQueue:
+    """Enqueue, read, re-claim and finish work entries for one consumer (one replica)."""
+
+    def __init__(self, client: redis.Redis, consumer: str) -> None:
+        self._client = client
+        self.consumer = consumer
+        self._enqueue = client.register_script(ENQUEUE_SCRIPT)
+        self._begin = client.register_script(BEGIN_SCRIPT)
+        self._done = client.register_script(DONE_SCRIPT)
+        self._renew = client.register_script(RENEW_SCRIPT)
+
+    @property
+    def scripts(self) -> tuple[str, ...]:
+        """The Lua sources this queue runs, for preloading at start."""
+        return (ENQUEUE_SCRIPT, BEGIN_SCRIPT, DONE_SCRIPT, RENEW_SCRIPT)
+
+    async def enqueue(self, message: IncomingMessage, event_id: str = "") -> bool:
+        """Record ``message`` as work unless it was already claimed; True when this call added it.
+
+        ``event_id`` names the Slack event that announced it, for the reply's logs.
+
+        Raises StoreUnavailable.
+        """
+        key = message_key(message)
+        keys = [f"glmbot:{{work}}:claim:{key}", STREAM_KEY]
+        with store_errors("work enqueue"):
+            args: list[str | int] = [CLAIM_TTL_SECONDS, key, encode_message(message), event_id]
+            entry = await self._enqueue(keys=keys, args=args)
+        return entry is not None
+
+    async def ensure_group(self) -> None:
+        """Create the stream and its consumer group if they do not exist (BUSYGROUP means they do)."""
+        try:
+            with store_errors("work group"):
+                await self._client.xgroup_create(STREAM_KEY, GROUP, id="0", mkstream=True)
+        except StoreUnavailable as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read(self, count: int, block_ms: int) -> list[WorkItem]:
+        """Up to ``count`` new entries for this consumer, waiting up to ``block_ms`` for the first."""
+        try:
+            with store_errors("work read"):
+                reply: Any = await self._client.xreadgroup(
+                    GROUP, self.consumer, {STREAM_KEY: ">"}, count=count, block=block_ms
+                )
+        except StoreUnavailable as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # The stream or the group vanished (a flushed store): make them again and read next time.
+            await self.ensure_group()
+            return []
+        return [item for _stream, entries in reply or [] for item in self._items(entries)]
+
+    async def reclaim(self, count: int, min_idle_ms: int) -> list[WorkItem]:
+        """Up to ``count`` entries whose owner has not renewed them for ``min_idle_ms`` (XAUTOCLAIM)."""
+        with store_errors("work reclaim"):
+            reply: Sequence[Any] = await self._client.xautoclaim(
+                STREAM_KEY, GROUP, self.consumer, min_idle_ms, "0-0", count=count
+            )
+        entries, deleted = reply[1], reply[2] if len(reply) > 2 else []
+        if deleted:
+            # Entries deleted while pending (done, then the ack was lost): nothing left to do.
+            with store_errors("work ack"):
+                await self._client.xack(STREAM_KEY, GROUP, *deleted)
+        return list(self._items(entries))
+
+    async def renew(self, entry_ids: Sequence[str]) -> set[str]:
+        """Keep the lease on ``entry_ids``; returns the ids this consumer still owns."""
+        if not entry_ids:
+            return set()
+        with store_errors("work renew"):
+            owned = await self._renew(keys=[STREAM_KEY], args=[GROUP, self.consumer, *entry_ids])
+        return {str(entry) for entry in owned}
+
+    async def begin(self, item: WorkItem) -> dict[str, str]:
+        """Count an attempt at ``item``; what earlier attempts recorded (``attempts`` included)."""
+        with store_errors("work begin"):
+            flat: Sequence[Any] = await self._begin(keys=[_state_key(item.key)], args=[STATE_TTL_SECONDS])
+        return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    async def record(self, item: WorkItem, fields: Mapping[str, str]) -> None:
+        """Save how far the reply got (fields of its state hash)."""
+        with store_errors("work record"):
+            mapping: dict[Any, Any] = dict(fields)
+            await self._client.hset(_state_key(item.key), mapping=mapping)
+
+    async def done(self, item: WorkItem) -> None:
+        """The answer was delivered (or the failure shown): acknowledge and delete the entry."""
+        with store_errors("work done"):
+            await self._done(keys=[STREAM_KEY, _state_key(item.key)], args=[GROUP, item.entry_id])
+
+    def _items(self, entries: Sequence[Any]) -> list[WorkItem]:
+        items = []
+        for entry_id, fields in entries:
+            try:
+                message = decode_message(fields["message"])
+                event = str(fields.get("event") or "")
+                items.append(WorkItem(str(entry_id), str(fields["key"]), message, event))
+            except (KeyError, TypeError, ValueError):
+                # Unreadable work cannot be answered; say so in the log rather than retrying it forever.
+                log.error("work_entry_unreadable", entry_id=entry_id)
+        return items
+
+
+def _state_key(key: str) -> str:
+    return f"glmbot:{{work}}:state:{key}"
+
+
+def encode_message(message: IncomingMessage) -> str:
+    """``message`` as the JSON kept in a stream entry."""
+    return json.dumps(asdict(message), ensure_ascii=False)
+
+
+def decode_message(raw: str | bytes) -> IncomingMessage:
+    """The message of a stream entry; raises ValueError, KeyError or TypeError when it is unreadable."""
+    data = json.loads(raw)
+    return IncomingMessage(
+        thread=ThreadKey(**data["thread"]),
+        message_ts=str(data["message_ts"]),
+        user_id=str(data["user_id"]),
+        text=str(data["text"]),
+        attachments=tuple(Attachment(**attachment) for attachment in data.get("attachments", ())),
+    )

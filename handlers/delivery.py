@@ -1,0 +1,110 @@
+"""The Slack side of durable work: listeners take messages on, the work runner delivers their answers.
+
+``take_on`` runs inside the listener, before Bolt acknowledges the event (``process_before_response``),
+so an acknowledged message is always in the work stream. ``deliver`` is the runner's callback: it builds
+the reply's streamer on the messages an earlier attempt posted (if any) and runs the conversation with
+the entry's journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import structlog
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.conversation import ConversationService
+from bot.core.domain import IncomingMessage, ThreadKey
+from bot.core.errors import StoreUnavailable
+from bot.metrics import Metrics
+from bot.work.journal import WorkJournal
+from bot.work.queue import WorkItem, WorkQueue
+from handlers.files import SlackFileFetcher
+from handlers.reply.limits import SlackLimits
+from handlers.reply.pacing import EditPacer
+from handlers.reply.poster import SlackPoster
+from handlers.reply.streamer import OnPosted, SlackReplyStreamer
+
+log = structlog.get_logger(__name__)
+
+
+class SlackDelivery:
+    """Takes messages on as work, and answers work items in Slack."""
+
+    def __init__(
+        self,
+        queue: WorkQueue,
+        conversation: ConversationService,
+        client: AsyncWebClient,
+        files: SlackFileFetcher,
+        limits: SlackLimits,
+        metrics: Metrics,
+        edit_interval: float,
+    ) -> None:
+        self._queue = queue
+        self._conversation = conversation
+        self._client = client
+        self._files = files
+        self._limits = limits
+        self._metrics = metrics
+        self._edit_interval = edit_interval
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def take_on(self, message: IncomingMessage, event_id: str, engage: bool = False) -> None:
+        """Record ``message`` as work (once, whatever events announce it), before the ack.
+
+        ``engage``: a mention makes its thread one the bot follows from now on, before any answer.
+        """
+        try:
+            added = await self._queue.enqueue(message, event_id)
+            if added and engage:
+                await self._conversation.engage(message.thread)
+        except StoreUnavailable as exc:
+            log.error("work_not_recorded_store_unavailable", detail=str(exc))
+            # The user still hears why; the ack is not held up by Slack calls.
+            failure = self._conversation.show_failure(self.streamer(message.thread), StoreUnavailable())
+            task = asyncio.create_task(failure)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
+        log.info("work_recorded" if added else "duplicate_message_ignored")
+
+    async def deliver(self, item: WorkItem, state: dict[str, str]) -> None:
+        """Answer one work item (the runner's callback); returns once the answer was delivered."""
+        message = item.message
+        structlog.contextvars.bind_contextvars(
+            team=message.thread.team,
+            channel=message.thread.channel,
+            thread_ts=message.thread.thread_ts,
+            user=message.user_id,
+            entry_id=item.entry_id,
+            event_id=item.event_id,
+        )
+        journal = WorkJournal(self._queue, item, state)
+
+        async def posted(timestamps: list[str]) -> None:
+            await journal.record(messages=json.dumps(timestamps))
+
+        recorded = _timestamps(journal.recorded("messages"))
+        sink = self.streamer(message.thread, recorded, posted)
+        await self._conversation.answer(message, sink, self._files, journal)
+
+    def streamer(
+        self, thread: ThreadKey, recorded: Sequence[str] = (), on_posted: OnPosted | None = None
+    ) -> SlackReplyStreamer:
+        """A reply streamer for one answer in one thread (on messages an earlier attempt posted)."""
+        poster = SlackPoster(
+            self._client, thread.team, thread.channel, thread.thread_ts, self._limits, self._metrics
+        )
+        return SlackReplyStreamer(poster, EditPacer(self._edit_interval), self._metrics, recorded, on_posted)
+
+
+def _timestamps(raw: str | None) -> list[str]:
+    """The message timestamps an earlier attempt recorded (none when unreadable)."""
+    try:
+        values = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    return [str(ts) for ts in values] if isinstance(values, list) else []

@@ -1,0 +1,127 @@
+"""The Slack front end, built from the core: the Web API client, the Bolt app, the work runner.
+
+The Bolt app only records work (``process_before_response``: the listener runs before the ack, so an
+acknowledged message is already in the work stream); the work runner answers it, in this replica or,
+when this one dies, in another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from uuid import uuid4
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.app import Core
+from bot.settings import Settings
+from bot.store.connection import preload_scripts
+from bot.work.queue import WorkQueue
+from bot.work.runner import WorkRunner
+from handlers import register
+from handlers.admins import AdminDirectory
+from handlers.commands import slack_quota_admin
+from handlers.delivery import SlackDelivery
+from handlers.files import SlackFileFetcher
+from handlers.identity import SlackIdentity
+from handlers.reply.limits import SlackLimits
+from handlers.services import Services
+
+
+@dataclass(frozen=True, slots=True)
+class SlackFrontEnd:
+    """What ``serve`` runs: Bolt for events and commands, the runner for answers."""
+
+    bolt: AsyncApp
+    identity: SlackIdentity
+    runner: WorkRunner
+
+
+async def build_front_end(
+    settings: Settings, core: Core, socket_mode: bool, session: aiohttp.ClientSession
+) -> SlackFrontEnd:
+    """Every Slack-side object, wired onto ``core``; nothing is started yet."""
+    client = web_client(settings, session)
+    identity = SlackIdentity(client)
+    limits = SlackLimits(core.store, settings.slack_edits_per_minute)
+    queue = WorkQueue(core.store, consumer_name())
+    await preload_scripts(core.store, (*limits.scripts, *queue.scripts))
+    files = SlackFileFetcher(
+        http=core.http,
+        slack=client,
+        bot_token=client.token or "",
+        token_hosts=settings.file_hosts,
+        plain_http_hosts=settings.plain_http_file_hosts,
+        max_bytes=settings.image_max_download_bytes,
+    )
+    delivery = SlackDelivery(
+        queue, core.conversation, client, files, limits, core.metrics, settings.stream_edit_interval
+    )
+    services = Services(
+        conversation=core.conversation,
+        quota_admin=slack_quota_admin(core.ledger),
+        admins=AdminDirectory(settings.admin_user_ids),
+        delivery=delivery,
+    )
+    bolt = bolt_app(settings, client, identity, socket_mode)
+    register(bolt, services)
+    return SlackFrontEnd(bolt=bolt, identity=identity, runner=WorkRunner(queue, delivery.deliver))
+
+
+def bolt_app(
+    settings: Settings, client: AsyncWebClient, identity: SlackIdentity, socket_mode: bool
+) -> AsyncApp:
+    """The Bolt app: signatures checked (HTTP mode), the identity known, listeners run before the ack."""
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    # Bolt's own client has no token: each request's client gets it from ``authorize``, so Bolt never
+    # calls auth.test per request.
+    tokenless = AsyncWebClient(
+        base_url=client.base_url, session=client.session, retry_handlers=client.retry_handlers
+    )
+    return AsyncApp(
+        client=tokenless,
+        authorize=identity.authorize,
+        signing_secret=secret,
+        request_verification_enabled=not socket_mode,
+        process_before_response=True,
+        logger=_bolt_logger(),
+    )
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt")
+    logger.addFilter(_expected_token_notice)
+    return logger
+
+
+def _expected_token_notice(record: logging.LogRecord) -> bool:
+    """Drop Bolt's start-up warning that our client wins over SLACK_BOT_TOKEN: Bolt reads the variable
+    itself, and giving it a configured client (base URL, shared session, retry handlers) is intended."""
+    return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def web_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
+    """The Slack Web API client: the bot token, the configured base URL, one shared connection pool."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    # 429s are not retried here: the reply's poster waits them out itself and sends the newest text.
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        # Without a shared session slack_sdk opens a new one (and a new connection) for every call.
+        session=session,
+        retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncServerErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+def consumer_name() -> str:
+    """This process's name in the work group: host, pid and a random part (a restarted pid differs)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:6]}"

@@ -1,0 +1,167 @@
+"""SlackPoster: the Slack calls of one reply's thread, within the shared rate limits.
+
+A call that must land (a placeholder, a final edit, a continuation) waits for its slot, waits out every
+429 (sharing its ``Retry-After`` with the other replicas) and retries transient failures with backoff,
+until it lands, Slack refuses it for good (``SlackRefused``, not transient), or ``give_up_seconds``
+pass (``DeliveryFailed``). An interim edit is tried once, and only when the workspace's edit budget has
+room to spare for other replies' final edits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.errors import DeliveryFailed
+from bot.metrics import Metrics
+from handlers.errors import SlackRateLimited, SlackRefused, slack_errors
+from handlers.reply.limits import SlackLimits
+
+log = structlog.get_logger(__name__)
+
+# Edit slots an interim edit must leave free: the first words of a reply need fewer than later updates.
+FIRST_EDIT_SPARE = 2
+LATER_EDIT_SPARE = 4
+GIVE_UP_SECONDS = 600.0
+MAX_BACKOFF_SECONDS = 10.0
+
+
+class SlackPoster:
+    """Posts, edits and deletes messages in one thread."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        team: str,
+        channel: str,
+        thread_ts: str,
+        limits: SlackLimits,
+        metrics: Metrics,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        failure_backoff: float = 2.0,
+        give_up_seconds: float = GIVE_UP_SECONDS,
+    ) -> None:
+        self._client = client
+        self._team = team
+        self._channel = channel
+        self._thread_ts = thread_ts
+        self._limits = limits
+        self._metrics = metrics
+        self._sleep = sleep
+        self._clock = clock
+        self._failure_backoff = failure_backoff
+        self._give_up_seconds = give_up_seconds
+
+    async def reserve_final_edit(self) -> bool:
+        """Take an edit slot now for this reply's final edit; False when the workspace has none free."""
+        return await self._limits.update_slot(self._team, spare=0, max_wait=0) is not None
+
+    async def post(self, text: str) -> str:
+        """Post ``text`` in the thread; its ``ts``. Raises SlackRefused (for good) or DeliveryFailed."""
+
+        async def call() -> Any:
+            await self._sleep(await self._limits.post_slot(self._team, self._channel))
+            return await self._client.chat_postMessage(
+                channel=self._channel, thread_ts=self._thread_ts, text=text
+            )
+
+        response = await self._must("chat.postMessage", call)
+        ts = response.get("ts")
+        if not ts:
+            raise DeliveryFailed("chat.postMessage answered without a ts")
+        return str(ts)
+
+    async def update(self, ts: str, text: str, slot_taken: bool = False) -> None:
+        """Replace message ``ts`` with ``text``; ``slot_taken`` when its edit slot was reserved earlier."""
+        taken = slot_taken
+
+        async def call() -> Any:
+            nonlocal taken
+            if taken:
+                await self._sleep(await self._limits.update_pause(self._team))
+            else:
+                await self._sleep(await self._limits.update_slot(self._team) or 0.0)
+            taken = False  # a retry after a failure needs a slot of its own
+            return await self._client.chat_update(channel=self._channel, ts=ts, text=text)
+
+        await self._must("chat.update", call)
+
+    async def interim(self, ts: str, text: str, first: bool) -> bool:
+        """Try one interim edit within the budget; False when it was held back or failed.
+
+        Raises SlackRefused when Slack refuses it for good (the message is gone, say).
+        """
+        spare = FIRST_EDIT_SPARE if first else LATER_EDIT_SPARE
+        if await self._limits.update_slot(self._team, spare=spare, max_wait=0) is None:
+            self._metrics.slack_calls.labels("chat.update", "skipped_budget").inc()
+            return False
+        try:
+            with slack_errors("chat.update"):
+                await self._client.chat_update(channel=self._channel, ts=ts, text=text)
+        except SlackRateLimited as limited:
+            self._count("chat.update", "rate_limited")
+            await self._limits.pause_updates(self._team, limited.retry_after)
+            return False
+        except SlackRefused as refused:
+            self._count("chat.update", "error")
+            if not refused.transient:
+                raise
+            return False
+        except DeliveryFailed:
+            self._count("chat.update", "error")
+            return False
+        self._count("chat.update", "ok")
+        return True
+
+    async def delete(self, ts: str) -> None:
+        """Delete message ``ts`` (a leftover of an earlier attempt); failures are only logged."""
+        try:
+            with slack_errors("chat.delete"):
+                await self._client.chat_delete(channel=self._channel, ts=ts)
+        except DeliveryFailed as failed:
+            log.warning("leftover_not_deleted", detail=str(failed))
+
+    async def _must(self, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``call`` until it lands, is refused for good, or the time to give up has come."""
+        deadline = self._clock() + self._give_up_seconds
+        failures = 0
+        while True:
+            try:
+                with slack_errors(method):
+                    response = await call()
+            except SlackRateLimited as limited:
+                self._count(method, "rate_limited")
+                await self._pause(method, limited.retry_after)
+                await self._sleep(limited.retry_after)
+                continue
+            except SlackRefused as refused:
+                self._count(method, "error")
+                if not refused.transient:
+                    log.warning("slack_call_refused", method=method, error=refused.error)
+                    raise
+                failures += 1
+            except DeliveryFailed as failed:
+                self._count(method, "error")
+                log.warning("slack_call_failed", method=method, detail=str(failed))
+                failures += 1
+            else:
+                self._count(method, "ok")
+                return response
+            if self._clock() > deadline:
+                raise DeliveryFailed(f"{method}: still failing after {self._give_up_seconds:.0f} s")
+            await self._sleep(min(self._failure_backoff * 2.0 ** (failures - 1), MAX_BACKOFF_SECONDS))
+
+    async def _pause(self, method: str, seconds: float) -> None:
+        if method == "chat.postMessage":
+            await self._limits.pause_posts(self._team, self._channel, seconds)
+        else:
+            await self._limits.pause_updates(self._team, seconds)
+
+    def _count(self, method: str, result: str) -> None:
+        self._metrics.slack_calls.labels(method, result).inc()

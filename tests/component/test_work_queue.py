@@ -1,0 +1,126 @@
+"""The work stream against a real redis-server and the embedded store: once-only, leases, resumption."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from bot.core.domain import Attachment, IncomingMessage, ThreadKey
+from bot.store.connection import open_store
+from bot.work.journal import WorkJournal
+from bot.work.queue import STREAM_KEY, WorkItem, WorkQueue, decode_message, encode_message
+from bot.work.runner import WorkRunner
+
+THREAD = ThreadKey("T1", "C1", "100.1")
+
+
+def _message(ts: str = "100.2", text: str = "hello") -> IncomingMessage:
+    return IncomingMessage(THREAD, ts, "U1", text)
+
+
+@pytest.fixture(params=["redis", "embedded"])
+async def client(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[redis.Redis]:
+    """A real redis-server, and the embedded store: the same code must run on both."""
+    connection = open_store(redis_url if request.param == "redis" else None)
+    yield connection
+    await connection.aclose()
+
+
+def test_messages_round_trip_through_json() -> None:
+    message = IncomingMessage(
+        THREAD, "1.5", "U1", "hé <b>", (Attachment("F1", "a.png", "image/png", 12, "https://x/y", True),)
+    )
+    assert decode_message(encode_message(message)) == message
+
+
+async def test_enqueue_once_per_message(client: redis.Redis) -> None:
+    """Of many concurrent copies of one message exactly one becomes work."""
+    queue = WorkQueue(client, "c1")
+    await queue.ensure_group()
+    added = await asyncio.gather(*(queue.enqueue(_message()) for _ in range(20)))
+    assert added.count(True) == 1
+    assert await client.xlen(STREAM_KEY) == 1
+    assert 86000 < await client.ttl("glmbot:{work}:claim:T1:C1:100.2") <= 86400
+
+
+async def test_read_begin_record_done(client: redis.Redis) -> None:
+    """An entry is read once, carries its journal between attempts, and is gone when done."""
+    queue = WorkQueue(client, "c1")
+    await queue.ensure_group()
+    await queue.enqueue(_message())
+    [item] = await queue.read(10, 10)
+    assert item.message == _message()
+    assert await queue.read(10, 10) == []
+    state = await queue.begin(item)
+    assert state["attempts"] == "1"
+    journal = WorkJournal(queue, item, state)
+    await journal.record(messages='["1.1"]', charge="{}")
+    again = await queue.begin(item)
+    assert again["attempts"] == "2"
+    assert again["messages"] == '["1.1"]'
+    await queue.done(item)
+    assert await client.xlen(STREAM_KEY) == 0
+    assert await client.exists("glmbot:{work}:state:T1:C1:100.2") == 0
+
+
+async def test_idle_entries_move_to_another_consumer(client: redis.Redis) -> None:
+    """An entry whose owner stopped renewing is re-claimed by another consumer; a renewing owner keeps it."""
+    dead, alive, other = (WorkQueue(client, name) for name in ("dead", "alive", "other"))
+    await dead.ensure_group()
+    await dead.enqueue(_message("1.1"))
+    await dead.enqueue(_message("1.2"))
+    [first] = await dead.read(1, 10)
+    [second] = await alive.read(1, 10)
+    await asyncio.sleep(0.15)
+    assert await alive.renew([second.entry_id]) == {second.entry_id}
+    taken = await other.reclaim(10, min_idle_ms=100)
+    assert [item.entry_id for item in taken] == [first.entry_id]
+    assert await dead.renew([first.entry_id]) == set()  # the dead owner lost its lease
+
+
+async def test_runner_delivers_and_resumes_after_a_crash(client: redis.Redis) -> None:
+    """A runner answers new work; work abandoned by a dead runner is resumed by another with its journal."""
+    queue = WorkQueue(client, "dead")
+    await queue.ensure_group()
+    await queue.enqueue(_message("2.1"))
+    [orphan] = await queue.read(1, 10)
+    state = await queue.begin(orphan)
+    await WorkJournal(queue, orphan, state).record(messages='["9.9"]')
+
+    seen: list[tuple[str, str]] = []
+
+    async def deliver(item: WorkItem, state: dict[str, str]) -> None:
+        seen.append((item.message.message_ts, state.get("messages", "")))
+
+    runner = WorkRunner(WorkQueue(client, "alive"), deliver, lease_seconds=0.2)
+    await runner.start()
+    await queue.enqueue(_message("2.2"))
+    for _ in range(100):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.05)
+    await runner.stop(drain_seconds=1)
+    assert sorted(seen) == [("2.1", '["9.9"]'), ("2.2", "")]
+    assert await client.xlen(STREAM_KEY) == 0
+
+
+async def test_stopped_runner_leaves_unfinished_work(client: redis.Redis) -> None:
+    """A reply cancelled by a shutdown is not acknowledged: it stays in the stream for another replica."""
+    started = asyncio.Event()
+
+    async def deliver(item: WorkItem, state: dict[str, str]) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    queue = WorkQueue(client, "c1")
+    runner = WorkRunner(queue, deliver)
+    await runner.start()
+    await queue.enqueue(_message("3.1"))
+    await asyncio.wait_for(started.wait(), 5)
+    await runner.stop(drain_seconds=0.05)
+    assert await client.xlen(STREAM_KEY) == 1
+    pending = await client.xpending(STREAM_KEY, "glmbot")
+    assert pending["pending"] == 1
