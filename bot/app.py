@@ -30,7 +30,7 @@ from bot.images.cache import ImageCache
 from bot.images.local import LocalFileFetcher
 from bot.images.pipeline import ImagePipeline
 from bot.metrics import Metrics
-from bot.model.client import MAX_WAIT_SECONDS, MODEL_ATTEMPTS, ModelClient, ModelConfig, thinking_style_for
+from bot.model.client import ModelClient, ModelConfig, thinking_style_for
 from bot.settings import Settings
 from bot.store.connection import open_store, preload_scripts
 from bot.store.history import HistoryStore
@@ -59,6 +59,8 @@ def model_config(settings: Settings) -> ModelConfig:
         model=settings.glm_model,
         thinking=settings.glm_thinking == "on",
         thinking_style=thinking_style_for(settings.glm_base_url) if style == "auto" else style,
+        first_token_seconds=settings.glm_first_token_seconds,
+        reply_seconds=settings.glm_reply_seconds,
     )
 
 
@@ -73,13 +75,10 @@ def quota_ledger(settings: Settings, store: redis.Redis) -> QuotaLedger:
 
 
 def reservation_ttl_seconds(settings: Settings) -> int:
-    """How long a reply's reservation is held: longer than any reply can take.
-
-    Every model attempt may time out (plus its backoff) before the first token, and then the longest
-    answer may stream at a slow 10 tokens per second. Only a crashed reply waits this long to release.
-    """
-    attempts = MODEL_ATTEMPTS * (settings.glm_timeout_seconds + MAX_WAIT_SECONDS)
-    return int(attempts + settings.glm_max_output_tokens / 10)
+    """How long a reply's reservation is held: longer than any reply can take (GLM_REPLY_SECONDS is the
+    model's whole deadline), with a minute to spare for settling. A reply whose process died is settled
+    by the replica that takes it over well before that."""
+    return int(settings.glm_reply_seconds + 60)
 
 
 def image_pipeline(settings: Settings, store: redis.Redis) -> ImagePipeline:

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     glm_first_token_seconds: float = Field(default=60.0, gt=0)
     glm_reply_seconds: float = Field(default=600.0, gt=0)
     shutdown_drain_seconds: float = Field(default=25.0, ge=0)
+    work_lease_seconds: float = Field(default=20.0, ge=1, le=600)
 
     system_prompt: str | None = None
     port: int = Field(default=3000, ge=1, le=65535)

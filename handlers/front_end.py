@@ -74,7 +74,8 @@ async def build_front_end(
     )
     bolt = bolt_app(settings, client, identity, socket_mode)
     register(bolt, services)
-    return SlackFrontEnd(bolt=bolt, identity=identity, runner=WorkRunner(queue, delivery.deliver))
+    runner = WorkRunner(queue, delivery.deliver, lease_seconds=settings.work_lease_seconds)
+    return SlackFrontEnd(bolt=bolt, identity=identity, runner=runner)
 
 
 def bolt_app(

@@ -12,40 +12,20 @@ Slack work queue's entry state): the reservation, how much streamed, the finishe
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from bot.core.answer_filter import AnswerFilter
-from bot.core.domain import (
-    ChatMessage,
-    CollectedImages,
-    IncomingMessage,
-    ModelRequest,
-    Notice,
-    ReasoningDelta,
-    StreamEnd,
-    StreamProgress,
-    TextDelta,
-    ThreadKey,
-)
-from bot.core.errors import (
-    DeliveryFailed,
-    EmptyAnswer,
-    GlmbotError,
-    Interrupted,
-    ModelStreamFailed,
-    RetriesExhausted,
-    StoreUnavailable,
-)
-from bot.core.messages import EMPTY_MESSAGE_REPLY, cut_off_notice, user_message
+from bot.core.domain import ChatMessage, CollectedImages, IncomingMessage, Notice, ThreadKey
+from bot.core.errors import DeliveryFailed, GlmbotError, Interrupted, RetriesExhausted, StoreUnavailable
+from bot.core.generation import Answer, AnswerGenerator, ConversationConfig
+from bot.core.messages import EMPTY_MESSAGE_REPLY, user_message
 from bot.core.ports import AttachmentFetcher, Billing, History, Images, ModelStream, ReplyJournal, ReplySink
-from bot.core.prompt import build_prompt, newest_message, without_images
-from bot.core.tokens import estimate_output_tokens
+from bot.core.prompt import newest_message
 from bot.metrics import Metrics
+
+__all__ = ["ConversationConfig", "ConversationService", "NoJournal"]
 
 log = structlog.get_logger(__name__)
 
@@ -53,37 +33,6 @@ log = structlog.get_logger(__name__)
 INTERRUPT_GRACE_SECONDS = 5.0
 # A message whose reply crashed the process this many times is answered with an apology instead.
 MAX_ATTEMPTS = 4
-# How often a streaming reply records how much it produced (for settling it if the process dies).
-PROGRESS_SECONDS = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationConfig:
-    """The parts of Settings the conversation needs."""
-
-    system_prompt: str
-    context_tokens: int
-    max_output_tokens: int
-    # How the front end's admins manage limits ("/glm-quota" in Slack), named in the over-quota message.
-    quota_command: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A finished answer: its Markdown text and the notes to end the reply with."""
-
-    text: str
-    notices: tuple[Notice, ...]
-
-    def dumps(self) -> str:
-        """The answer as JSON, for the journal."""
-        return json.dumps({"text": self.text, "notices": [[n.kind, n.text] for n in self.notices]})
-
-    @staticmethod
-    def loads(raw: str) -> Answer:
-        """An answer recorded by ``dumps``; raises ValueError, KeyError or TypeError when unreadable."""
-        data = json.loads(raw)
-        return Answer(str(data["text"]), tuple(Notice(kind, text) for kind, text in data["notices"]))
 
 
 class NoJournal:
@@ -114,9 +63,9 @@ class ConversationService:
         self._history = history
         self._images = images
         self._billing = billing
-        self._model = model
         self._config = config
         self._metrics = metrics
+        self._generator = AnswerGenerator(history, images, billing, model, config, metrics)
         self._in_flight: set[asyncio.Task[Any]] = set()
 
     async def knows_thread(self, thread: ThreadKey) -> bool:
@@ -214,7 +163,7 @@ class ConversationService:
             if recorded:
                 answer = Answer.loads(recorded)  # an earlier attempt paid for it, then died
             else:
-                answer = await self._generate(message, newest, collected, sink, started, journal)
+                answer = await self._generator.generate(message, newest, collected, sink, started, journal)
         except GlmbotError as exc:
             log.warning("reply_failed", error=type(exc).__name__, detail=str(exc))
             self._metrics.replies.labels(type(exc).__name__).inc()
@@ -251,110 +200,6 @@ class ConversationService:
         await self._remember(thread, newest, answer.text)
         self._metrics.replies.labels("ok").inc()
         self._metrics.reply_seconds.observe(time.monotonic() - started)
-
-    async def _generate(
-        self,
-        message: IncomingMessage,
-        newest: ChatMessage,
-        collected: CollectedImages,
-        sink: ReplySink,
-        started: float,
-        journal: ReplyJournal,
-    ) -> Answer:
-        history = await self._history.load(message.thread)
-        budget = self._config.context_tokens - self._config.max_output_tokens
-        prompt = build_prompt(self._config.system_prompt, history, newest, budget)
-        if prompt.dropped_messages:
-            log.info("history_trimmed", dropped=prompt.dropped_messages, kept=len(prompt.messages) - 2)
-        charge = await self._billing.reserve(
-            message.user_id, prompt.estimated_tokens, self._config.max_output_tokens
-        )
-        await journal.record(charge=charge.record(), output="0")
-        progress = StreamProgress()
-        try:
-            request = await self._request(message.thread, prompt.messages, collected, charge.max_tokens)
-            end = await self._stream(request, sink, started, progress, journal)
-        except BaseException:
-            # Whatever stopped the stream (a broken stream, a bug, a shutdown): the model's work so far
-            # is charged (estimated), and a request that produced nothing costs nothing.
-            await charge.abandon(progress)
-            await journal.record(charge="")
-            raise
-        quota_note = await charge.settle(progress, end.usage)
-        if not progress.text.strip():
-            await journal.record(charge="")
-            # Charged above for what it reported (reasoning, say), but there is nothing to show.
-            raise EmptyAnswer(cut_off=end.finish_reason == "length")
-        self._record_usage(end, prompt.estimated_tokens)
-        notices = [cut_off_notice(charge.max_tokens)] if end.finish_reason == "length" else []
-        if quota_note is not None:
-            notices.append(quota_note)
-        answer = Answer(text=progress.text, notices=tuple(notices))
-        await journal.record(charge="", answer=answer.dumps())
-        return answer
-
-    def _record_usage(self, end: StreamEnd, prompt_estimate: int) -> None:
-        if end.usage is None:
-            return
-        self._metrics.tokens.labels("prompt").inc(end.usage.prompt_tokens)
-        self._metrics.tokens.labels("completion").inc(end.usage.completion_tokens)
-        # The estimate should stay above the real count; this line lets operators check that.
-        log.info(
-            "model_usage",
-            prompt_tokens=end.usage.prompt_tokens,
-            prompt_estimate=prompt_estimate,
-            completion_tokens=end.usage.completion_tokens,
-            finish_reason=end.finish_reason,
-        )
-
-    async def _request(
-        self,
-        thread: ThreadKey,
-        messages: tuple[ChatMessage, ...],
-        collected: CollectedImages,
-        max_tokens: int,
-    ) -> ModelRequest:
-        """The model request, with every image's data; earlier images whose cache expired become notes."""
-        earlier = [image.file_id for message in messages[:-1] for image in message.images]
-        cached = await self._images.cached(thread, earlier)
-        data = {
-            **{file_id: image.data_url for file_id, image in cached.items()},
-            **{image.ref.file_id: image.data_url for image in collected.images},
-        }
-        resolved = tuple(without_images(m, [i for i in m.images if i.file_id not in data]) for m in messages)
-        return ModelRequest(messages=resolved, max_tokens=max_tokens, images=data)
-
-    async def _stream(
-        self,
-        request: ModelRequest,
-        sink: ReplySink,
-        started: float,
-        progress: StreamProgress,
-        journal: ReplyJournal,
-    ) -> StreamEnd:
-        """Stream the answer into ``sink``, keeping ``progress`` current; returns how the stream ended."""
-        visible = AnswerFilter()
-        end: StreamEnd | None = None
-        noted = time.monotonic()
-        async for event in self._model.stream(request):
-            if isinstance(event, TextDelta):
-                shown = visible.feed(event.text)
-                if shown:
-                    if not progress.text:
-                        self._metrics.first_token_seconds.observe(time.monotonic() - started)
-                    progress.text += shown
-                    sink.show(progress.text)
-            elif isinstance(event, ReasoningDelta):
-                progress.reasoning += event.text
-            else:
-                end = event
-            if journal.durable and time.monotonic() - noted >= PROGRESS_SECONDS:
-                noted = time.monotonic()
-                await journal.record(output=str(estimate_output_tokens(progress)))
-        progress.text += visible.finish()
-        if end is None:
-            raise ModelStreamFailed("the model stream ended without a finish")
-        return end
 
     async def _remember(self, thread: ThreadKey, question: ChatMessage, answer: str) -> None:
         try:

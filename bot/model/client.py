@@ -20,10 +20,11 @@ import httpx
 import structlog
 from httpx_sse import EventSource, SSEError, aconnect_sse
 
-from bot.core.domain import ChatMessage, ModelEvent, ModelRequest, StreamEnd
+from bot.core.domain import ChatMessage, ModelEvent, ModelRequest, ReasoningDelta, StreamEnd, TextDelta
 from bot.core.errors import ModelRejected, ModelStreamFailed, ModelUnavailable
 from bot.model.sse import (
     DETAIL_LIMIT,
+    StreamErrorEvent,
     StreamState,
     chunk_deltas,
     error_code_and_message,
@@ -42,6 +43,9 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 NON_RETRYABLE_ZAI_CODES = frozenset({"1113", "1301"})
 MAX_WAIT_SECONDS = 30.0
 MODEL_ATTEMPTS = 4
+# A model that ignores max_tokens is stopped once its output is this many characters per token allowed
+# (no tokenizer makes tokens longer than this; GLM's average is about 4).
+MAX_CHARS_PER_TOKEN = 8
 
 _ZAI_DOMAINS = ("z.ai", "bigmodel.cn")
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -78,6 +82,8 @@ class ModelConfig:
     model: str
     thinking: bool
     thinking_style: ThinkingStyle
+    first_token_seconds: float = 60.0
+    reply_seconds: float = 600.0
     max_attempts: int = MODEL_ATTEMPTS
     backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 8.0
@@ -108,31 +114,60 @@ class ModelClient:
         self._url = config.base_url.rstrip("/") + "/chat/completions"
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Yield text and reasoning deltas, then exactly one ``StreamEnd``; raise a ``ModelError``."""
+        """Yield text and reasoning deltas, then exactly one ``StreamEnd``; raise a ``ModelError``.
+
+        Deadlines, from when the request is first sent: the first content or reasoning token within
+        ``first_token_seconds`` (retries included), the whole reply within ``reply_seconds``. SSE
+        keep-alive comments and slow trickles do not extend them.
+        """
         body = self._request_body(request)
+        clock = asyncio.get_running_loop().time
+        first_deadline = clock() + self._config.first_token_seconds
+        reply_deadline = clock() + self._config.reply_seconds
         attempts = max(1, self._config.max_attempts)
         yielded = False
         for attempt in range(1, attempts + 1):
             try:
                 # aclosing: if our consumer stops early, the HTTP response is closed right away.
-                async with aclosing(self._attempt(body)) as events:
-                    async for event in events:
+                async with aclosing(self._attempt(body, request.max_tokens * MAX_CHARS_PER_TOKEN)) as events:
+                    while True:
+                        deadline = reply_deadline if yielded else min(first_deadline, reply_deadline)
+                        event = await self._next_before(events, deadline, yielded)
+                        if event is None:
+                            return
                         yielded = True
                         yield event
-                return
             except _RetryableError as failure:
                 if yielded:
                     # Part of the answer is already out: a retry would duplicate it.
                     raise ModelStreamFailed(f"model stream broke off: {failure.reason}") from failure
-                if attempt == attempts:
-                    raise ModelUnavailable(
-                        f"model endpoint unavailable after {attempts} attempts: {failure.reason}"
-                    ) from failure
                 delay = self._retry_delay(attempt, failure.retry_after)
+                if attempt == attempts or clock() + delay >= first_deadline:
+                    raise ModelUnavailable(
+                        f"model endpoint unavailable after {attempt} attempts: {failure.reason}"
+                    ) from failure
                 log.warning(
                     "model_retry", status=failure.status, reason=failure.reason, attempt=attempt, delay=delay
                 )
                 await self._sleep(delay)
+
+    async def _next_before(
+        self, events: AsyncGenerator[ModelEvent, None], deadline: float, started: bool
+    ) -> ModelEvent | None:
+        """The next event, or None at the end; a ``ModelError`` when ``deadline`` (loop time) passes."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await anext(events)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            if started:
+                raise ModelStreamFailed(
+                    f"the reply took longer than {self._config.reply_seconds:g} s"
+                ) from None
+            raise ModelUnavailable(
+                f"no answer within {self._config.first_token_seconds:g} s of the request"
+            ) from None
 
     def _request_body(self, request: ModelRequest) -> dict[str, object]:
         body: dict[str, object] = {
@@ -146,17 +181,28 @@ class ModelClient:
         body.update(thinking_fields(self._config.thinking_style, self._config.thinking))
         return body
 
-    async def _attempt(self, body: dict[str, object]) -> AsyncGenerator[ModelEvent, None]:
-        """One HTTP request: yield its events, or raise ``_RetryableError`` / a final ``ModelError``."""
+    async def _attempt(self, body: dict[str, object], max_chars: int) -> AsyncGenerator[ModelEvent, None]:
+        """One HTTP request: yield its events, or raise ``_RetryableError`` / a final ``ModelError``.
+
+        Reading stops, as if the model had hit its limit, once the output passes ``max_chars``.
+        """
         headers = {"Authorization": f"Bearer {self._config.api_key}"}
         state = StreamState()
+        produced = False
         try:
             async with aconnect_sse(self._http, "POST", self._url, json=body, headers=headers) as source:
                 if not source.response.is_success:
                     await self._raise_for_status(source.response)
-                async with aclosing(_read_events(source, state)) as events:
+                await _check_event_stream(source.response)
+                async with aclosing(_read_events(source, state, max_chars)) as events:
                     async for event in events:
+                        produced = True
                         yield event
+        except StreamErrorEvent as error_event:
+            if produced:
+                raise
+            # An error event before any text is the server failing, like a 5xx: worth another attempt.
+            raise _RetryableError("error event before any text") from error_event
         except SSEError as exc:
             # A 200 that is not an event stream: a misconfigured endpoint, not a passing glitch.
             # (SSEError subclasses httpx.TransportError, so it must be caught first.)
@@ -209,8 +255,25 @@ def _wire_message(message: ChatMessage, images: Mapping[str, str]) -> dict[str, 
     return {"role": message.role, "content": parts}
 
 
-async def _read_events(source: EventSource, state: StreamState) -> AsyncGenerator[ModelEvent, None]:
+async def _check_event_stream(response: httpx.Response) -> None:
+    """A 200 that is not an event stream: an outage page (retried) or an error in JSON (a refusal)."""
+    content_type = response.headers.get("content-type", "").lower()
+    if "text/event-stream" in content_type:
+        return
+    await response.aread()
+    if "html" in content_type or response.content.lstrip()[:1] == b"<":
+        raise _RetryableError("the model endpoint answered with a web page (an outage)")
+    code, message = error_code_and_message(response.content)
+    if message or code:
+        raise ModelRejected(response.status_code, (message or f"error {code}")[:DETAIL_LIMIT])
+    raise ModelStreamFailed("model endpoint did not answer with an event stream")
+
+
+async def _read_events(
+    source: EventSource, state: StreamState, max_chars: int
+) -> AsyncGenerator[ModelEvent, None]:
     """Yield deltas from the SSE data events until ``[DONE]`` or EOF, recording finish and usage."""
+    produced = 0
     async with aclosing(source.aiter_sse()) as messages:
         async for sse in messages:
             data = sse.data.strip()
@@ -224,4 +287,11 @@ async def _read_events(source: EventSource, state: StreamState) -> AsyncGenerato
             if usage is not None:
                 state.usage = usage
             for event in chunk_deltas(chunk, state):
+                if isinstance(event, TextDelta | ReasoningDelta):
+                    produced += len(event.text)
                 yield event
+            if produced > max_chars:
+                # The model ignores the max_tokens we sent: stop it as if it had reached it.
+                log.warning("model_ignored_max_tokens", output_chars=produced)
+                state.finish_reason = "length"
+                return

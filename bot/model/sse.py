@@ -18,6 +18,7 @@ from bot.core.errors import ModelStreamFailed
 __all__ = [
     "DETAIL_LIMIT",
     "NORMAL_FINISHES",
+    "StreamErrorEvent",
     "StreamState",
     "chunk_deltas",
     "error_code_and_message",
@@ -29,6 +30,10 @@ __all__ = [
 # tool_calls cannot happen (we send no tools) but is a clean finish if a backend reports it.
 NORMAL_FINISHES = {"stop": "stop", "length": "length", "tool_calls": "stop"}
 DETAIL_LIMIT = 200
+
+
+class StreamErrorEvent(ModelStreamFailed):
+    """The stream carried an ``error`` event: before any text, the client retries it like a 5xx."""
 
 
 @dataclass(slots=True)
@@ -49,7 +54,7 @@ def parse_chunk(data: str) -> dict[str, object]:
         raise ModelStreamFailed("model stream sent a non-object data event")
     if chunk.get("error"):
         _code, message = error_code_and_message(data.encode())
-        raise ModelStreamFailed(f"model stream reported an error: {(message or 'no detail')[:DETAIL_LIMIT]}")
+        raise StreamErrorEvent(f"model stream reported an error: {(message or 'no detail')[:DETAIL_LIMIT]}")
     return chunk
 
 

@@ -1,0 +1,207 @@
+"""Generating one answer: prompt -> reservation -> model stream -> settlement, recorded in the journal.
+
+The conversation service (``conversation``) decides what to answer and delivers it; this module turns one
+user turn into a paid-for ``Answer``. Each step another process would need to resume the reply is
+written to the journal: the reservation, how much streamed (every ``PROGRESS_SECONDS``), the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from bot.core.answer_filter import AnswerFilter
+from bot.core.domain import (
+    ChatMessage,
+    CollectedImages,
+    IncomingMessage,
+    ModelRequest,
+    Notice,
+    ReasoningDelta,
+    StreamEnd,
+    StreamProgress,
+    TextDelta,
+    ThreadKey,
+)
+from bot.core.errors import EmptyAnswer, ModelStreamFailed, StoreUnavailable
+from bot.core.messages import cut_off_notice
+from bot.core.ports import Billing, History, Images, ModelStream, ReplyCharge, ReplyJournal, ReplySink
+from bot.core.prompt import build_prompt, without_images
+from bot.core.tokens import estimate_output_tokens
+from bot.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+# How often a streaming reply records how much it produced (for settling it if the process dies).
+PROGRESS_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationConfig:
+    """The parts of Settings the conversation needs."""
+
+    system_prompt: str
+    context_tokens: int
+    max_output_tokens: int
+    # How the front end's admins manage limits ("/glm-quota" in Slack), named in the over-quota message.
+    quota_command: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A finished answer: its Markdown text and the notes to end the reply with."""
+
+    text: str
+    notices: tuple[Notice, ...]
+
+    def dumps(self) -> str:
+        """The answer as JSON, for the journal."""
+        return json.dumps({"text": self.text, "notices": [[n.kind, n.text] for n in self.notices]})
+
+    @staticmethod
+    def loads(raw: str) -> Answer:
+        """An answer recorded by ``dumps``; raises ValueError, KeyError or TypeError when unreadable."""
+        data = json.loads(raw)
+        return Answer(str(data["text"]), tuple(Notice(kind, text) for kind, text in data["notices"]))
+
+
+class AnswerGenerator:
+    """Writes, pays for and journals one answer with the model."""
+
+    def __init__(
+        self,
+        history: History,
+        images: Images,
+        billing: Billing,
+        model: ModelStream,
+        config: ConversationConfig,
+        metrics: Metrics,
+    ) -> None:
+        self._history = history
+        self._images = images
+        self._billing = billing
+        self._model = model
+        self._config = config
+        self._metrics = metrics
+
+    async def generate(
+        self,
+        message: IncomingMessage,
+        newest: ChatMessage,
+        collected: CollectedImages,
+        sink: ReplySink,
+        started: float,
+        journal: ReplyJournal,
+    ) -> Answer:
+        history = await self._history.load(message.thread)
+        budget = self._config.context_tokens - self._config.max_output_tokens
+        prompt = build_prompt(self._config.system_prompt, history, newest, budget)
+        if prompt.dropped_messages:
+            log.info("history_trimmed", dropped=prompt.dropped_messages, kept=len(prompt.messages) - 2)
+        charge = await self._billing.reserve(
+            message.user_id, prompt.estimated_tokens, self._config.max_output_tokens
+        )
+        await journal.record(charge=charge.record(), output="0")
+        progress = StreamProgress()
+        try:
+            request = await self._request(message.thread, prompt.messages, collected, charge.max_tokens)
+            end = await self._stream(request, sink, started, progress, journal)
+        except BaseException:
+            # Whatever stopped the stream (a broken stream, a bug, a shutdown): the model's work so far
+            # is charged (estimated), and a request that produced nothing costs nothing.
+            await charge.abandon(progress)
+            await journal.record(charge="")
+            raise
+        quota_note = await self._settle(charge, progress, end)
+        if not progress.text.strip():
+            await journal.record(charge="")
+            # Charged above for what it reported (reasoning, say), but there is nothing to show.
+            raise EmptyAnswer(cut_off=end.finish_reason == "length")
+        self._record_usage(end, prompt.estimated_tokens)
+        notices = [cut_off_notice(charge.max_tokens)] if end.finish_reason == "length" else []
+        if quota_note is not None:
+            notices.append(quota_note)
+        answer = Answer(text=progress.text, notices=tuple(notices))
+        await journal.record(charge="", answer=answer.dumps())
+        return answer
+
+    async def _settle(self, charge: ReplyCharge, progress: StreamProgress, end: StreamEnd) -> Notice | None:
+        """Charge the finished reply; a store failure now costs us the money, not the user the answer."""
+        try:
+            return await charge.settle(progress, end.usage)
+        except StoreUnavailable as exc:
+            usage = end.usage
+            log.error(
+                "reply_unbilled",
+                detail=str(exc),
+                prompt_tokens=usage.prompt_tokens if usage else None,
+                completion_tokens=usage.completion_tokens if usage else estimate_output_tokens(progress),
+            )
+            self._metrics.replies.labels("unbilled").inc()
+            return None
+
+    def _record_usage(self, end: StreamEnd, prompt_estimate: int) -> None:
+        if end.usage is None:
+            return
+        self._metrics.tokens.labels("prompt").inc(end.usage.prompt_tokens)
+        self._metrics.tokens.labels("completion").inc(end.usage.completion_tokens)
+        # The estimate should stay above the real count; this line lets operators check that.
+        log.info(
+            "model_usage",
+            prompt_tokens=end.usage.prompt_tokens,
+            prompt_estimate=prompt_estimate,
+            completion_tokens=end.usage.completion_tokens,
+            finish_reason=end.finish_reason,
+        )
+
+    async def _request(
+        self,
+        thread: ThreadKey,
+        messages: tuple[ChatMessage, ...],
+        collected: CollectedImages,
+        max_tokens: int,
+    ) -> ModelRequest:
+        """The model request, with every image's data; earlier images whose cache expired become notes."""
+        earlier = [image.file_id for message in messages[:-1] for image in message.images]
+        cached = await self._images.cached(thread, earlier)
+        data = {
+            **{file_id: image.data_url for file_id, image in cached.items()},
+            **{image.ref.file_id: image.data_url for image in collected.images},
+        }
+        resolved = tuple(without_images(m, [i for i in m.images if i.file_id not in data]) for m in messages)
+        return ModelRequest(messages=resolved, max_tokens=max_tokens, images=data)
+
+    async def _stream(
+        self,
+        request: ModelRequest,
+        sink: ReplySink,
+        started: float,
+        progress: StreamProgress,
+        journal: ReplyJournal,
+    ) -> StreamEnd:
+        """Stream the answer into ``sink``, keeping ``progress`` current; returns how the stream ended."""
+        visible = AnswerFilter()
+        end: StreamEnd | None = None
+        noted = time.monotonic()
+        async for event in self._model.stream(request):
+            if isinstance(event, TextDelta):
+                shown = visible.feed(event.text)
+                if shown:
+                    if not progress.text:
+                        self._metrics.first_token_seconds.observe(time.monotonic() - started)
+                    progress.text += shown
+                    sink.show(progress.text)
+            elif isinstance(event, ReasoningDelta):
+                progress.reasoning += event.text
+            else:
+                end = event
+            if journal.durable and time.monotonic() - noted >= PROGRESS_SECONDS:
+                noted = time.monotonic()
+                await journal.record(output=str(estimate_output_tokens(progress)))
+        progress.text += visible.finish()
+        if end is None:
+            raise ModelStreamFailed("the model stream ended without a finish")
+        return end
