@@ -9,7 +9,19 @@ from tests.fakes.slack_api import FakeSlack
 # Every variable the bot reads starts with one of these or is one of the names below.
 BOT_ENV_PREFIXES = ("SLACK_", "GLM_", "QUOTA_", "LOG_", "IMAGE_")
 BOT_ENV_NAMES = frozenset(
-    {"REDIS_URL", "ADMIN_USER_IDS", "STREAM_EDIT_INTERVAL", "PORT", "SYSTEM_PROMPT", "HISTORY_TTL_DAYS"}
+    {
+        "REDIS_URL",
+        "REDIS_CACHE_URL",
+        "ADMIN_USER_IDS",
+        "STREAM_EDIT_INTERVAL",
+        "PORT",
+        "METRICS_PORT",
+        "SYSTEM_PROMPT",
+        "HISTORY_TTL_DAYS",
+        "SHUTDOWN_DRAIN_SECONDS",
+        "WORK_LEASE_SECONDS",
+        "THREAD_CATCHUP_MESSAGES",
+    }
 )
 
 
