@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import structlog
@@ -19,6 +20,29 @@ REDACTED = "[REDACTED]"
 # Slack tokens and bearer headers are redacted by shape too, in case a secret we were not told about
 # (a user token pasted somewhere, a rotated token) reaches a log line.
 _TOKEN_SHAPES = re.compile(r"\b(xox[abposr]|xapp)-[A-Za-z0-9-]{6,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+class OncePerSecond(logging.Filter):
+    """Lets each distinct message through at most once a second (per logger it is attached to).
+
+    When the process runs out of file descriptors, asyncio logs the failed ``accept()`` on every loop
+    turn: 281,147 identical lines in 80 s were seen. One a second says the same.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._clock = clock
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = str(record.msg)
+        now = self._clock()
+        if now - self._last.get(key, float("-inf")) < 1.0:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        return True
 
 
 class SecretRedactor:
@@ -80,6 +104,9 @@ def configure_logging(level: str, fmt: Literal["json", "console"] | None, secret
     root.setLevel(level)
     # httpx logs every request at INFO: one line per model call says nothing our own lines do not.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    asyncio_logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, OncePerSecond) for f in asyncio_logger.filters):
+        asyncio_logger.addFilter(OncePerSecond())
 
 
 def _drop_positional(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:

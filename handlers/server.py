@@ -27,7 +27,9 @@ from handlers.front_end import build_front_end
 
 log = structlog.get_logger(__name__)
 EVENTS_PATH = "/slack/events"
-# Slack sends small JSON bodies; a client that dawdles over its headers or body is cut off.
+# Slack sends small JSON bodies at once; a client that dawdles over its headers or body is cut off, so
+# idle half-open sockets cannot pile up until the process runs out of file descriptors. (aiohttp arms
+# its keep-alive timer as soon as a connection opens, so it also bounds the wait for the first headers.)
 READ_TIMEOUT_SECONDS = 10.0
 
 
@@ -71,9 +73,11 @@ def build_web_app(core: Core, bolt: AsyncApp | None, health: Health | None = Non
     return app
 
 
-async def start_web(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Start serving ``app``; the caller cleans the runner up."""
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=READ_TIMEOUT_SECONDS)
+async def start_web(
+    app: web.Application, host: str, port: int, idle_seconds: float = READ_TIMEOUT_SECONDS
+) -> web.AppRunner:
+    """Start serving ``app``, closing connections idle for ``idle_seconds``; the caller cleans up."""
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle_seconds)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -106,6 +106,10 @@ async def test_serve_http_answers_and_drains_on_sigterm(
     finally:
         process.send_signal(signal.SIGTERM)
     await asyncio.sleep(0.3)
+    async with httpx.AsyncClient(timeout=5) as http:
+        # Draining: the load balancer is told to stop sending, while the reply in flight finishes.
+        health = await http.get(f"http://127.0.0.1:{port}/healthz")
+    assert (health.status_code, health.json()["status"]) == (503, "draining")
     hold.set()
     _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, err.decode()
