@@ -192,7 +192,16 @@ class ConversationService:
         sink: ReplySink,
         started: float,
     ) -> None:
-        if not await sink.finish(answer.text, answer.notices + _warnings(collected.problems)):
+        # Shielded: a shutdown that lands during the final edit lets it land rather than leave a cursor.
+        finishing = asyncio.ensure_future(
+            sink.finish(answer.text, answer.notices + _warnings(collected.problems))
+        )
+        try:
+            delivered = await asyncio.shield(finishing)
+        except asyncio.CancelledError:
+            await asyncio.wait({finishing}, timeout=INTERRUPT_GRACE_SECONDS)
+            raise
+        if not delivered:
             # The user never saw it: neither memory nor the ok count should say otherwise.
             self._metrics.replies.labels("undelivered").inc()
             return
