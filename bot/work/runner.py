@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 
 import structlog
 
@@ -33,6 +32,8 @@ READ_BLOCK_MS = 1000
 STORE_RETRY_SECONDS = 1.0
 # Time cancelled replies get to settle their money before the process goes on stopping.
 CANCEL_GRACE_SECONDS = 5.0
+# Time the reading, reclaiming and renewing loops get to notice they should stop.
+LOOP_STOP_SECONDS = 5.0
 
 Deliver = Callable[[WorkItem, dict[str, str]], Awaitable[None]]
 """Answers one item, given what earlier attempts recorded; returns once the answer is delivered."""
@@ -56,6 +57,8 @@ class WorkRunner:
         self._freed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._renewer: asyncio.Task[None] | None = None
+        self._reading = True  # the loops also check this: a cancellation lost in a library cannot keep them
+        self._renewing = True
 
     @property
     def in_flight(self) -> int:
@@ -73,9 +76,8 @@ class WorkRunner:
 
     async def stop(self, drain_seconds: float) -> None:
         """Take no more work; let replies finish for ``drain_seconds``, then cancel the rest (not acked)."""
-        for loop in self._loops:
-            loop.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._reading = False
+        await _cancel(self._loops)
         running = set(self._tasks.values())
         if running:
             log.info("draining_replies", in_flight=len(running))
@@ -86,13 +88,12 @@ class WorkRunner:
             for task in late:
                 task.cancel()
             await asyncio.wait(late, timeout=CANCEL_GRACE_SECONDS)
+        self._renewing = False
         if self._renewer is not None:
-            self._renewer.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._renewer
+            await _cancel([self._renewer])
 
     async def _read_loop(self) -> None:
-        while True:
+        while self._reading:
             free = self._max_in_flight - len(self._tasks)
             if free <= 0:
                 self._freed.clear()
@@ -108,7 +109,7 @@ class WorkRunner:
                 self._spawn(item)
 
     async def _reclaim_loop(self) -> None:
-        while True:
+        while self._reading:
             await asyncio.sleep(self._lease / 2)
             free = self._max_in_flight - len(self._tasks)
             if free <= 0:
@@ -124,7 +125,7 @@ class WorkRunner:
                     self._spawn(item)
 
     async def _renew_loop(self) -> None:
-        while True:
+        while self._renewing:
             await asyncio.sleep(self._lease / 4)
             ids = list(self._tasks)
             try:
@@ -166,3 +167,11 @@ class WorkRunner:
             await self._queue.done(item)
         except StoreUnavailable as exc:
             log.error("work_done_failed", entry_id=item.entry_id, detail=str(exc))
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait a bounded time for them to end."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=LOOP_STOP_SECONDS)
