@@ -2,14 +2,11 @@
 -- time. An entry another consumer took over meanwhile is left alone (a plain XCLAIM would take it back).
 -- KEYS[1]: the work stream. ARGV[1]: the group; ARGV[2]: the consumer; ARGV[3..]: entry ids.
 -- Returns the ids the consumer still owns.
-local mine = {}
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', #ARGV, ARGV[2])
-for _, entry in ipairs(pending) do
-  mine[entry[1]] = true
-end
 local kept = {}
 for i = 3, #ARGV do
-  if mine[ARGV[i]] then
+  -- XPENDING over the one id, for this consumer only: an entry it still owns comes back.
+  local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #owned > 0 then
     table.insert(kept, ARGV[i])
   end
 end

@@ -3,7 +3,7 @@
 Three loops run side by side:
 
 * reading: XREADGROUP new entries while fewer than ``max_in_flight`` replies run here;
-* reclaiming: every half lease, XAUTOCLAIM entries idle for longer than a lease (their owner died or
+* reclaiming: every quarter lease, XAUTOCLAIM entries idle for longer than a lease (their owner died or
   hung) and resume them here;
 * renewing: every quarter lease, XCLAIM this replica's own entries, which resets their idle time. An
   entry that another replica took over meanwhile is cancelled here, so a thread never gets two answers.
@@ -28,6 +28,8 @@ log = structlog.get_logger(__name__)
 # A replica that stops renewing loses its entries this long after its last renewal.
 LEASE_SECONDS = 20.0
 MAX_IN_FLIGHT = 256
+# Entries taken per read: small enough that replicas share a burst, large enough to take it quickly.
+READ_BATCH = 32
 READ_BLOCK_MS = 1000
 STORE_RETRY_SECONDS = 1.0
 # Time cancelled replies get to settle their money before the process goes on stopping.
@@ -54,6 +56,7 @@ class WorkRunner:
         self._max_in_flight = max_in_flight
         self._lease = lease_seconds
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._delivered: set[str] = set()  # answered, being acknowledged: no lease needed any more
         self._freed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._renewer: asyncio.Task[None] | None = None
@@ -100,7 +103,7 @@ class WorkRunner:
                 await self._freed.wait()
                 continue
             try:
-                items = await self._queue.read(free, READ_BLOCK_MS)
+                items = await self._queue.read(min(free, READ_BATCH), READ_BLOCK_MS)
             except StoreUnavailable as exc:
                 log.warning("work_read_failed", detail=str(exc))
                 await asyncio.sleep(STORE_RETRY_SECONDS)
@@ -110,7 +113,7 @@ class WorkRunner:
 
     async def _reclaim_loop(self) -> None:
         while self._reading:
-            await asyncio.sleep(self._lease / 2)
+            await asyncio.sleep(self._lease / 4)
             free = self._max_in_flight - len(self._tasks)
             if free <= 0:
                 continue
@@ -127,7 +130,7 @@ class WorkRunner:
     async def _renew_loop(self) -> None:
         while self._renewing:
             await asyncio.sleep(self._lease / 4)
-            ids = list(self._tasks)
+            ids = [entry for entry in self._tasks if entry not in self._delivered]
             try:
                 owned = await self._queue.renew(ids)
             except StoreUnavailable as exc:
@@ -135,7 +138,7 @@ class WorkRunner:
                 continue
             for lost in set(ids) - owned:
                 task = self._tasks.get(lost)
-                if task is not None:
+                if task is not None and lost not in self._delivered:
                     # Another replica took this entry over (we were too slow to renew): let it answer.
                     log.warning("work_lease_lost", entry_id=lost)
                     task.cancel()
@@ -147,6 +150,7 @@ class WorkRunner:
         def finished(_: asyncio.Task[None]) -> None:
             if self._tasks.get(item.entry_id) is task:
                 del self._tasks[item.entry_id]
+                self._delivered.discard(item.entry_id)
             self._freed.set()
 
         task.add_done_callback(finished)
@@ -163,6 +167,7 @@ class WorkRunner:
             # A bug in the delivery glue: leave the entry for another attempt (attempts are counted).
             log.exception("work_delivery_crashed", entry_id=item.entry_id)
             return
+        self._delivered.add(item.entry_id)
         try:
             await self._queue.done(item)
         except StoreUnavailable as exc:

@@ -42,7 +42,9 @@ class SlackLimits:
     ) -> None:
         self._client = client
         self._clock = clock
-        self.update_burst = max(1, updates_per_minute // 10)
+        # A fifth of the minute's edits may go at once: a few replies stream at first sight; a burst of
+        # replies soon finds the bucket spent and posts whole.
+        self.update_burst = max(1, updates_per_minute // 5)
         # burst + 60 s / interval <= per_minute: no minute ever sees more calls than Slack allows.
         self._update_interval = 60.0 / max(1, updates_per_minute - self.update_burst)
         self._take = client.register_script(RATE_LIMIT_SCRIPT)

@@ -124,3 +124,14 @@ async def test_stopped_runner_leaves_unfinished_work(client: redis.Redis) -> Non
     assert await client.xlen(STREAM_KEY) == 1
     pending = await client.xpending(STREAM_KEY, "glmbot")
     assert pending["pending"] == 1
+
+
+async def test_renew_keeps_every_owned_entry(client: redis.Redis) -> None:
+    """A consumer with older entries pending still keeps the lease on all the ones it asks about."""
+    queue = WorkQueue(client, "c1")
+    await queue.ensure_group()
+    for i in range(6):
+        await queue.enqueue(_message(f"4.{i}"))
+    ids = [item.entry_id for item in await queue.read(10, 10)]
+    assert await queue.renew(ids[3:]) == set(ids[3:])
+    assert await queue.renew(ids) == set(ids)
