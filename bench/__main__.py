@@ -1,64 +1,78 @@
-"""Load benchmark: N concurrent @mentions against the real bot process (HTTP mode, real Redis).
+"""Load benchmark: bursts of concurrent @mentions against real bot processes, within Slack's rate limits.
 
-``python -m bench [--n 10 50 200] [--tokens-per-second 40] [--answer-chars 600] [--edit-interval 1.5]
-[--edits-per-minute 50] [--redis-max-connections K]`` (formerly ``python -m bench.run``)
+``python -m bench [--n 10 50 200] [--replicas 1 2] [--runs base redeliver kill] [--quick] ...``
+(``--help`` lists every flag).
 
-This process runs a real ``redis-server`` (subprocess), the fake Slack Web API and the fake model server
-(in this process's event loop) and the bot as a subprocess (``python -m bot serve --http``). For each N it
-sends N signed ``app_mention`` events at once, each in its own channel and from its own user, lets the
-fake model stream a ``--answer-chars`` answer at ``--tokens-per-second`` (4 characters per token), waits
-until every reply shows its final text in the fake Slack (or a deadline passes) and prints one markdown
-table row, then notes per round. ``--edits-per-minute`` is the bot's SLACK_EDITS_PER_MINUTE, the
-workspace-wide budget of interim edits.
+A real ``redis-server`` (subprocess, flushed before every run), and per run: a fresh fake Slack Web
+API that enforces Slack's limits (``tests.fakes.slack_api.SlackRateLimits``: chat.postMessage 1/s per
+channel with bursts of 3, chat.update 50 per minute per workspace, ...; 429 + Retry-After beyond), a
+fresh fake model, and 1 or 2 bot replicas (``python -m bot serve --http``) sharing the Redis.
 
-Redis commands are counted as sent by the bot (MONITOR) and as run by the server (INFO commandstats);
-see ``bench.redis_monitor``. The target is at most 8 commands per reply outside edit pacing, so the main
-Redis column leaves out the edit-budget EVALSHAs (one before every interim ``chat.update``, whose number
-grows with the stream's length) and they get a column of their own.
+Runs: for every replica count and every N, N signed ``app_mention`` events POSTed at once, round-robin
+over ``--channels`` channels and over the replicas. Then, with 2 replicas and the largest N: a run where
+20 % of the events are also redelivered to the other replica as Slack retries (``X-Slack-Retry-Num: 1``,
+sent at the same moment), and a run where replica 0 gets SIGKILL 1 s into the burst (the survivor takes
+its work over when the 20 s lease runs out). A run ends when every thread settled and the work stream
+is empty, or at its deadline (90 s; the kill run 120 s).
 
+Printed: a markdown table (one row per run, ready for the README), notes per run, the issue's targets.
 Everything listens on 127.0.0.1; every wait has a deadline; everything started is stopped on exit.
-The exit code is 0 when every reply completed, 1 when some did not, 2 when Redis or the bot did not start
-(or on a usage error), 130 on Ctrl-C.
+Exit code: 0 when every target was met, 1 when not, 2 when Redis or the bot did not start (or on a usage
+error), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Sequence
 
-from bench.harness import started_harness
-from bench.load import run_round
-from bench.options import Options, parse_args
-from bench.process import tail
-from bench.report import RoundResult, format_notes, format_table
+from bench.harness import started_run
+from bench.load import run_one
+from bench.options import Options, parse_args, plan
+from bench.redis_monitor import bench_redis_sources
+from bench.report import RunResult, format_notes, format_table, format_targets, table_row
+from tests.fakes.redis_server import RedisServer
+
+
+class _KilledPeerNoise(logging.Filter):
+    """Drops the fake servers' tracebacks for requests a SIGKILLed replica left half-sent (expected)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ConnectionResetError)
 
 
 async def run(options: Options) -> int:
     started = time.monotonic()
-    results: list[RoundResult] = []
-    async with started_harness(options) as harness:
-        for round_no, n in enumerate(options.ns, start=1):
-            print(f"round {round_no}: N={n} ...", file=sys.stderr, flush=True)
-            results.append(await run_round(harness, round_no, n))
-            if harness.bot.returncode is not None:
-                print(
-                    f"the bot exited with {harness.bot.returncode}:\n{tail(harness.bot_log)}", file=sys.stderr
-                )
-                break
-        log_tail = tail(harness.bot_log, 5) if any(r.bot_log_lines for r in results) else ""
+    results: list[RunResult] = []
+    with RedisServer() as redis:
+        sources = bench_redis_sources(redis)
+        for number, spec in enumerate(plan(options), start=1):
+            print(
+                f"run {number}: {spec.label}, {spec.replicas} replica(s), N={spec.n} ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            async with started_run(options, spec, number, redis) as env:
+                result = await run_one(env, sources)
+            results.append(result)
+            print(f"  {table_row(result)}", file=sys.stderr, flush=True)
+    targets, all_met = format_targets(results)
     print(format_table(results))
     print()
     print(format_notes(results, options))
-    if log_tail:
-        print(f"last bot log lines:\n{log_tail}")
-    print(f"total run time {time.monotonic() - started:.1f}s")
-    return 0 if all(r.completed == r.n for r in results) else 1
+    print()
+    print(targets)
+    print(f"total run time {time.monotonic() - started:.1f} s")
+    return 0 if all_met else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
+    logging.getLogger("aiohttp.server").addFilter(_KilledPeerNoise())
     try:
         return asyncio.run(run(options))
     except KeyboardInterrupt:

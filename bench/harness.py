@@ -1,8 +1,7 @@
-"""What every round needs, started and stopped together: Redis, the fake Slack and model, the bot."""
+"""What one run needs, started and stopped together: fresh fakes, a flushed Redis, the bot replicas."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import tempfile
 from collections.abc import AsyncIterator
@@ -10,12 +9,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
-from bench.options import CHARS_PER_TOKEN, Options
-from bench.process import bot_environment, bot_process, bot_redis_url, wait_healthy
+from bench.options import CHARS_PER_TOKEN, Options, RunSpec
+from bench.process import Replica, bot_environment, replica
 from handlers.reply.mrkdwn import to_mrkdwn
-from tests.fakes.bot_process import free_port
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.redis_server import RedisServer
@@ -28,17 +24,17 @@ _VOCABULARY = (
 
 
 @dataclass(slots=True)
-class Harness:
-    """What every round needs: the fakes, Redis, the bot process and the answer it should show."""
+class RunEnv:
+    """One run's world: the fake Slack (enforcing Slack's limits), the fake model, Redis, the replicas."""
 
     options: Options
+    spec: RunSpec
+    run_no: int
     slack: FakeSlack
     model: FakeModel
     redis: RedisServer
-    bot: asyncio.subprocess.Process
-    bot_url: str
-    bot_log: Path
-    expected_text: str  # the reply's final Slack text: to_mrkdwn(answer)
+    replicas: list[Replica]
+    expected_text: str  # each reply's final Slack text: to_mrkdwn(answer)
 
 
 def make_answer(chars: int) -> str:
@@ -64,27 +60,23 @@ def make_answer(chars: int) -> str:
 
 
 @asynccontextmanager
-async def started_harness(options: Options) -> AsyncIterator[Harness]:
-    """Redis, the fakes and the bot, all started; everything stopped on exit (also on errors)."""
+async def started_run(
+    options: Options, spec: RunSpec, run_no: int, redis: RedisServer
+) -> AsyncIterator[RunEnv]:
+    """Redis flushed (FLUSHALL, stats reset), fresh fakes, ``spec.replicas`` healthy bots; all stopped
+    on exit.
+
+    Raises RuntimeError when a replica does not start.
+    """
+    redis.flush()
     async with AsyncExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="glmbot-bench-")))
-        redis_server = stack.enter_context(RedisServer())
-        slack = await stack.enter_async_context(FakeSlack(bot_token=BOT_TOKEN))
+        slack = await stack.enter_async_context(FakeSlack(bot_token=BOT_TOKEN, enforce_limits=True))
         model = await stack.enter_async_context(FakeModel(api_key=MODEL_API_KEY))
         answer = make_answer(options.answer_chars)
         model.default_reply = Reply(
             text=answer, chunk_chars=CHARS_PER_TOKEN, delay=1.0 / options.tokens_per_second
         )
-        port, log_path = free_port(), workdir / "bot.log"
-        env = bot_environment(
-            slack,
-            model,
-            bot_redis_url(redis_server, options),
-            options.edit_interval,
-            options.edits_per_minute,
-        )
-        bot = await stack.enter_async_context(bot_process(env, port, log_path, workdir))
-        bot_url = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession() as session:
-            await wait_healthy(session, f"{bot_url}/healthz", bot, log_path)
-        yield Harness(options, slack, model, redis_server, bot, bot_url, log_path, to_mrkdwn(answer))
+        env = bot_environment(slack, model, redis, options)
+        replicas = [await stack.enter_async_context(replica(i, env, workdir)) for i in range(spec.replicas)]
+        yield RunEnv(options, spec, run_no, slack, model, redis, replicas, to_mrkdwn(answer))

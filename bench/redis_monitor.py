@@ -5,8 +5,10 @@ counts lines whose source is a client address other than the bench's own; an EVA
 As run by the server: INFO commandstats, which also counts every command a Lua script runs.
 
 Each EVALSHA is named by the bot's Lua script whose SHA1 it carries (``evalsha(history append)``,
-``evalsha(quota reserve)``, ``evalsha(quota settle)``, ``evalsha(edit budget)``). The edit-budget
-EVALSHAs (one before every interim ``chat.update``) are reported apart from the other commands.
+``evalsha(work enqueue)``, ``evalsha(slack rate limit)``, ...; see ``SCRIPT_NAMES``).
+
+The replicas' work runners block in XREADGROUP (one a second each) even when idle, so "Redis went
+quiet" means: no command other than those for ``MONITOR_QUIET`` seconds.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hashlib
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 
 # The bot's Lua script sources: their SHA1s name the EVALSHAs in the counts.
@@ -37,8 +39,10 @@ _HARNESS_REDIS_COMMANDS = {"config|resetstat": 1, "monitor": 1}
 # The Redis on this port may be someone's real one: the bench never connects to it.
 _FORBIDDEN_REDIS_PORT = 6379
 MONITOR_TIMEOUT = 5.0  # connecting, MONITOR's +OK and closing
-MONITOR_QUIET = 0.5  # after the last reply settles: stop once Redis was idle this long ...
+MONITOR_QUIET = 0.5  # after the last reply settles: stop once Redis was idle this long (s) ...
 MONITOR_QUIET_LIMIT = 10.0  # ... or after this many seconds
+# Commands an idle replica sends anyway (its read loop): they do not count as activity.
+_IDLE_COMMANDS = frozenset({"xreadgroup"})
 _MONITOR_READ = 1 << 16
 _MONITOR_LINE_HEAD = 1024  # only a line's head is parsed (source and command); the rest is skipped
 _MONITOR_MAX_NAMES = 200  # distinct command names kept; further ones are counted as "(other)"
@@ -84,7 +88,7 @@ SCRIPT_NAMES: dict[str, str] = {
     _sha1(WORK_RENEW): "work renew",
     _sha1(SLACK_RATE_LIMIT): "slack rate limit",
 }
-EDIT_BUDGET_COMMAND = f"evalsha({SCRIPT_NAMES[_sha1(SLACK_RATE_LIMIT)]})"
+RATE_LIMIT_COMMAND = f"evalsha({SCRIPT_NAMES[_sha1(SLACK_RATE_LIMIT)]})"
 
 
 class MonitorCounts:
@@ -105,6 +109,7 @@ class MonitorCounts:
         self.excluded_lines = 0
         self.unparsed_lines = 0
         self.last_line_at = time.monotonic()
+        self.last_work_at = self.last_line_at  # the last line of a command not in _IDLE_COMMANDS
         self._head = bytearray()
         self._skipping = False  # inside an overlong line whose head was already counted
 
@@ -137,7 +142,10 @@ class MonitorCounts:
         elif source in self.excluded_sources:
             self.excluded_lines += 1
         elif ":" in source:  # ip:port or unix:<path>: a client connection
-            self.sent[self._name(found.group(2), found.group(3))] += 1
+            name = self._name(found.group(2), found.group(3))
+            self.sent[name] += 1
+            if name not in _IDLE_COMMANDS:
+                self.last_work_at = self.last_line_at
         else:
             self.unparsed_lines += 1
 
@@ -188,9 +196,9 @@ async def monitored_redis(port: int, excluded_sources: set[str]) -> AsyncIterato
 
 
 async def wait_redis_quiet(counts: MonitorCounts) -> None:
-    """Until MONITOR showed nothing for ``MONITOR_QUIET`` seconds, at most ``MONITOR_QUIET_LIMIT``."""
+    """Until MONITOR showed no work for ``MONITOR_QUIET`` seconds, at most ``MONITOR_QUIET_LIMIT``."""
     deadline = time.monotonic() + MONITOR_QUIET_LIMIT
-    while (now := time.monotonic()) < deadline and now - counts.last_line_at < MONITOR_QUIET:  # noqa: ASYNC110 - polls a timestamp
+    while (now := time.monotonic()) < deadline and now - counts.last_work_at < MONITOR_QUIET:  # noqa: ASYNC110 - polls a timestamp
         await asyncio.sleep(0.05)
 
 
@@ -199,14 +207,15 @@ def bench_redis_sources(server: RedisServer) -> set[str]:
     return {str(server.client.client_info()["addr"])}
 
 
-def redis_command_stats(server: RedisServer) -> dict[str, int]:
-    """Calls per command since the last reset, without the harness's own commands."""
+def redis_command_stats(server: RedisServer, own: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Calls per command since the last reset, without the harness's own commands (and ``own``)."""
     stats = server.client.info("commandstats")
+    harness = Counter(_HARNESS_REDIS_COMMANDS) + Counter(own or {})
     counts: dict[str, int] = {}
     for key, value in stats.items():
         if isinstance(value, dict):
             name = key.removeprefix(_CMDSTAT_PREFIX)
-            calls = int(value.get("calls", 0)) - _HARNESS_REDIS_COMMANDS.get(name, 0)
+            calls = int(value.get("calls", 0)) - harness.get(name, 0)
             if calls > 0:
                 counts[name] = calls
     return counts

@@ -4,13 +4,19 @@ Point the bot at it with ``SLACK_API_URL=fake.api_url``. Every call is recorded 
 messages posted with ``chat.postMessage`` and edited with ``chat.update`` are kept in ``fake.messages``.
 Socket Mode too: ``apps.connections.open`` (app-level token) hands out a websocket on the same server,
 where a test pushes events with ``await fake.push_event(body)`` (see ``tests.fakes.socket_mode``).
+
+Slack's rate limits are enforced only when asked (``FakeSlack(enforce_limits=True)`` or
+``fake.enforce_slack_limits()``; see ``SlackRateLimits``): a call beyond its limit answers HTTP 429
+``{"ok": false, "error": "ratelimited"}`` with ``Retry-After`` and changes nothing; refusals are counted
+per method in ``fake.rate_limited`` and kept in ``fake.rate_limited_calls``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -32,6 +38,7 @@ __all__ = [
     "FileScript",
     "ResponseUrlPost",
     "SlackCall",
+    "SlackRateLimits",
     "poll_until",
 ]
 
@@ -94,6 +101,96 @@ def _json(
     return web.json_response(dict(data), status=status, headers=dict(headers or {}))
 
 
+# Slack's limits as ``SlackRateLimits`` enforces them (https://api.slack.com/apis/rate-limits and each
+# method's page): chat.postMessage per channel, the others per workspace in any sliding minute.
+POST_RATE_PER_SECOND = 1.0
+POST_BURST = 3
+LIMIT_WINDOW_SECONDS = 60.0
+WORKSPACE_CALLS_PER_WINDOW: dict[str, int] = {
+    "chat.update": 50,
+    "chat.delete": 50,
+    "chat.startStream": 20,
+    "chat.stopStream": 20,
+    "chat.appendStream": 100,
+}
+
+
+@dataclass
+class _TokenBucket:
+    """``rate`` tokens per second, at most ``capacity`` kept; a call takes one token."""
+
+    rate: float
+    capacity: float
+    tokens: float
+    at: float  # clock seconds of the last refill
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there (0.0: now), after refilling up to ``now``."""
+        self.tokens = min(self.capacity, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = max(self.at, now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self.tokens -= 1
+
+
+@dataclass
+class _SlidingWindow:
+    """At most ``limit`` calls in any window of ``seconds`` seconds (a call at t counts in (t-s, t])."""
+
+    limit: int
+    seconds: float
+    times: deque[float] = field(default_factory=deque)  # clock seconds of the calls still in the window
+
+    def wait(self, now: float) -> float:
+        """Seconds until the window has room for one more call (0.0: now)."""
+        while self.times and self.times[0] <= now - self.seconds:
+            self.times.popleft()
+        return 0.0 if len(self.times) < self.limit else self.times[0] + self.seconds - now
+
+    def take(self, now: float) -> None:
+        self.times.append(now)
+
+
+class SlackRateLimits:
+    """Slack's rate limits for the methods the bot may use; every other method is unlimited.
+
+    ``chat.postMessage``: a token bucket per channel (1 per second, bursts of 3). ``chat.update`` and
+    ``chat.delete``: 50, ``chat.startStream`` and ``chat.stopStream``: 20 each, ``chat.appendStream``:
+    100 calls per workspace in any sliding 60 seconds. ``clock`` gives seconds (``time.monotonic``).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._posts: dict[str, _TokenBucket] = {}
+        self._windows = {
+            method: _SlidingWindow(limit, LIMIT_WINDOW_SECONDS)
+            for method, limit in WORKSPACE_CALLS_PER_WINDOW.items()
+        }
+
+    def admit(self, method: str, params: Mapping[str, Any]) -> float:
+        """Count one call to ``method``: 0.0 when it is within the limit, else the seconds until a call
+        would be (nothing is counted then)."""
+        now = self.clock()
+        limit: _TokenBucket | _SlidingWindow | None = self._windows.get(method)
+        if method == "chat.postMessage":
+            channel = str(params.get("channel") or "")
+            limit = self._posts.setdefault(
+                channel, _TokenBucket(POST_RATE_PER_SECOND, POST_BURST, POST_BURST, now)
+            )
+        if limit is None:
+            return 0.0
+        wait = limit.wait(now)
+        if wait <= 0:
+            limit.take(now)
+        return max(0.0, wait)
+
+
+def retry_after_header(wait: float) -> str:
+    """``Retry-After`` for a call refused ``wait`` seconds before one would pass: whole seconds, >= 1."""
+    return str(max(1, math.ceil(wait - 1e-9)))
+
+
 _LOGIN_PAGE = (
     "<!DOCTYPE html><html><head><title>Slack</title></head>"
     "<body><h1>Sign in to Slack</h1><form action='/signin'></form></body></html>"
@@ -104,9 +201,17 @@ class FakeSlack(LoopbackServer):
     """Fake Slack Web API + private file host, reachable over real HTTP.
 
     Use ``async with FakeSlack(bot_token=...) as fake`` or ``await fake.start()`` / ``await fake.stop()``.
+    ``enforce_limits=True`` enforces Slack's rate limits (``SlackRateLimits``, on ``clock``, in seconds).
     """
 
-    def __init__(self, bot_token: str = BOT_TOKEN, app_token: str = APP_TOKEN) -> None:
+    def __init__(
+        self,
+        bot_token: str = BOT_TOKEN,
+        app_token: str = APP_TOKEN,
+        *,
+        enforce_limits: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.bot_token = bot_token
         self.app_token = app_token
@@ -124,6 +229,9 @@ class FakeSlack(LoopbackServer):
         self.response_posts: list[ResponseUrlPost] = []
         self._faults: dict[str, deque[_Fault]] = {}
         self._ts_counter = 0
+        self.limits: SlackRateLimits | None = SlackRateLimits(clock) if enforce_limits else None
+        self.rate_limited: Counter[str] = Counter()  # 429s the limits gave, per method
+        self.rate_limited_calls: list[SlackCall] = []  # those calls (also in ``calls``)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -259,6 +367,11 @@ class FakeSlack(LoopbackServer):
             _Fault(status=status, retry_after=retry_after, error=error, times=times)
         )
 
+    def enforce_slack_limits(self, clock: Callable[[], float] = time.monotonic) -> SlackRateLimits:
+        """Enforce Slack's rate limits from now on, with fresh budgets; returns the limits."""
+        self.limits = SlackRateLimits(clock)
+        return self.limits
+
     def error_next(self, method: str, error: str = "msg_too_long", times: int = 1) -> None:
         """Make the next ``times`` calls to ``method`` answer 200 ``{"ok": false, "error": error}``."""
         self._faults.setdefault(method, deque()).append(_Fault(status=200, error=error, times=times))
@@ -272,6 +385,8 @@ class FakeSlack(LoopbackServer):
         lines.append(f"messages: { {ts: m.text[:80] for ts, m in self.messages.items()} }")
         if self.socket.tickets:
             lines.append(self.socket.describe().strip())
+        if self.rate_limited:
+            lines.append(f"rate limited (429): {dict(self.rate_limited)}")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ handlers
@@ -324,7 +439,8 @@ class FakeSlack(LoopbackServer):
             params = {}
             self.calls.append(SlackCall(method=method, body=params, at=time.monotonic()))
             return _json({"ok": False, "error": "invalid_json"})
-        self.calls.append(SlackCall(method=method, body=params, at=time.monotonic()))
+        call = SlackCall(method=method, body=params, at=time.monotonic())
+        self.calls.append(call)
         if method == "apps.connections.open":
             return self._apps_connections_open(request)
         if not self._authorized(request):
@@ -337,6 +453,12 @@ class FakeSlack(LoopbackServer):
                     headers["Retry-After"] = str(fault.retry_after)
                 return _json({"ok": False, "error": fault.error}, status=fault.status, headers=headers)
             return _json({"ok": False, "error": fault.error})
+        wait = self.limits.admit(method, params) if self.limits is not None else 0.0
+        if wait > 0:
+            self.rate_limited[method] += 1
+            self.rate_limited_calls.append(call)
+            headers = {"Retry-After": retry_after_header(wait)}
+            return _json({"ok": False, "error": "ratelimited"}, status=429, headers=headers)
         handler = self._methods.get(method)
         if handler is None:
             return _json({"ok": True})
