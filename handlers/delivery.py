@@ -58,9 +58,14 @@ class SlackDelivery:
         ``engage``: a mention makes its thread one the bot follows from now on, before any answer.
         """
         try:
-            added = await self._queue.enqueue(message, event_id)
-            if added and engage:
-                await self._conversation.engage(message.thread)
+            if engage:
+                # Both at once (one round trip): a mention engages its thread even when a copy of it
+                # was taken on already.
+                added, _ = await asyncio.gather(
+                    self._queue.enqueue(message, event_id), self._conversation.engage(message.thread)
+                )
+            else:
+                added = await self._queue.enqueue(message, event_id)
         except StoreUnavailable as exc:
             log.error("work_not_recorded_store_unavailable", detail=str(exc))
             # The user still hears why; the ack is not held up by Slack calls.

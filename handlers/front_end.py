@@ -37,6 +37,16 @@ from handlers.reply.limits import SlackLimits
 from handlers.services import Services
 
 
+class AcksInFlight:
+    """Slack requests being handled right now (the work runner lets them go first)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def busy(self) -> bool:
+        return self.count > 0
+
+
 @dataclass(frozen=True, slots=True)
 class SlackFrontEnd:
     """What ``serve`` runs: Bolt for events and commands, the runner for answers."""
@@ -44,6 +54,7 @@ class SlackFrontEnd:
     bolt: AsyncApp
     identity: SlackIdentity
     runner: WorkRunner
+    acks: AcksInFlight
 
 
 async def build_front_end(
@@ -74,8 +85,9 @@ async def build_front_end(
     )
     bolt = bolt_app(settings, client, identity, socket_mode)
     register(bolt, services)
-    runner = WorkRunner(queue, delivery.deliver, lease_seconds=settings.work_lease_seconds)
-    return SlackFrontEnd(bolt=bolt, identity=identity, runner=runner)
+    acks = AcksInFlight()
+    runner = WorkRunner(queue, delivery.deliver, lease_seconds=settings.work_lease_seconds, acking=acks.busy)
+    return SlackFrontEnd(bolt=bolt, identity=identity, runner=runner, acks=acks)
 
 
 def bolt_app(

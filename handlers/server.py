@@ -23,7 +23,7 @@ from bot.app import Core
 from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
 from bot.store.connection import store_answers
-from handlers.front_end import build_front_end
+from handlers.front_end import AcksInFlight, build_front_end
 
 log = structlog.get_logger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -49,9 +49,12 @@ class Health:
         return "store unavailable", 503
 
 
-def build_web_app(core: Core, bolt: AsyncApp | None, health: Health | None = None) -> web.Application:
+def build_web_app(
+    core: Core, bolt: AsyncApp | None, health: Health | None = None, acks: AcksInFlight | None = None
+) -> web.Application:
     """The aiohttp application: health and metrics, plus Slack's endpoint in HTTP mode."""
     health = health or Health(core)
+    in_flight = acks or AcksInFlight()
 
     async def healthz(request: web.Request) -> web.Response:
         status, code = await health.report()
@@ -65,9 +68,13 @@ def build_web_app(core: Core, bolt: AsyncApp | None, health: Health | None = Non
     if bolt is not None:
 
         async def slack_events(request: web.Request) -> web.Response:
-            async with asyncio.timeout(READ_TIMEOUT_SECONDS):
-                bolt_request = await to_bolt_request(request)
-            return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+            in_flight.count += 1
+            try:
+                async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+                    bolt_request = await to_bolt_request(request)
+                return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+            finally:
+                in_flight.count -= 1
 
         app.add_routes([web.post(EVENTS_PATH, slack_events)])
     return app
@@ -91,7 +98,7 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
         await front.identity.check()
         health = Health(core)
         runner = await start_web(
-            build_web_app(core, front.bolt if http_mode else None, health), "0.0.0.0", port
+            build_web_app(core, front.bolt if http_mode else None, health, front.acks), "0.0.0.0", port
         )
         await front.runner.start()
         socket: AsyncSocketModeHandler | None = None

@@ -185,7 +185,7 @@ class AnswerGenerator:
         """Stream the answer into ``sink``, keeping ``progress`` current; returns how the stream ended."""
         visible = AnswerFilter()
         end: StreamEnd | None = None
-        noted = time.monotonic()
+        noted = float("-inf")  # the first output is recorded at once, then every PROGRESS_SECONDS
         async for event in self._model.stream(request):
             if isinstance(event, TextDelta):
                 shown = visible.feed(event.text)

@@ -36,6 +36,10 @@ STORE_RETRY_SECONDS = 1.0
 CANCEL_GRACE_SECONDS = 5.0
 # Time the reading, reclaiming and renewing loops get to notice they should stop.
 LOOP_STOP_SECONDS = 5.0
+# While events are being acknowledged, new work waits (at most this long): an ack that Slack does not
+# get within 3 s is retried, and replies started meanwhile would only slow the acks down.
+ACKS_FIRST_SECONDS = 0.5
+ACKS_POLL_SECONDS = 0.005
 
 Deliver = Callable[[WorkItem, dict[str, str]], Awaitable[None]]
 """Answers one item, given what earlier attempts recorded; returns once the answer is delivered."""
@@ -50,11 +54,13 @@ class WorkRunner:
         deliver: Deliver,
         max_in_flight: int = MAX_IN_FLIGHT,
         lease_seconds: float = LEASE_SECONDS,
+        acking: Callable[[], bool] = lambda: False,
     ) -> None:
         self._queue = queue
         self._deliver = deliver
         self._max_in_flight = max_in_flight
         self._lease = lease_seconds
+        self._acking = acking
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._delivered: set[str] = set()  # answered, being acknowledged: no lease needed any more
         self._freed = asyncio.Event()
@@ -102,6 +108,7 @@ class WorkRunner:
                 self._freed.clear()
                 await self._freed.wait()
                 continue
+            await self._acks_first()
             try:
                 items = await self._queue.read(min(free, READ_BATCH), READ_BLOCK_MS)
             except StoreUnavailable as exc:
@@ -110,6 +117,13 @@ class WorkRunner:
                 continue
             for item in items:
                 self._spawn(item)
+
+    async def _acks_first(self) -> None:
+        """Let events being acknowledged go first (bounded): they are what Slack is timing."""
+        waited = 0.0
+        while self._acking() and waited < ACKS_FIRST_SECONDS:
+            await asyncio.sleep(ACKS_POLL_SECONDS)
+            waited += ACKS_POLL_SECONDS
 
     async def _reclaim_loop(self) -> None:
         while self._reading:

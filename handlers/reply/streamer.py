@@ -78,6 +78,7 @@ class SlackReplyStreamer:
         self._carry = ""  # a reopened code fence that the next message starts with
         self._last_sent: dict[int, str] = {}
         self._scale = 1.0
+        self._budget_retry_at = float("-inf")
 
     async def start(self) -> None:
         if not self._messages and await self._poster.reserve_final_edit():
@@ -114,7 +115,8 @@ class SlackReplyStreamer:
     async def _edit_loop(self) -> None:
         while not self._finishing.is_set():
             await self._changed.wait()
-            wait = self._pacer.wait_time(self._clock())
+            now = self._clock()
+            wait = max(self._pacer.wait_time(now), self._budget_retry_at - now)
             if wait > 0 and await _wait(self._finishing, wait):
                 return
             if self._finishing.is_set():
@@ -144,7 +146,9 @@ class SlackReplyStreamer:
             self._interim_shown = True
             self._pacer.edited(self._clock())
             return
-        self._pacer.rate_limited(self._clock(), self._pacer.interval)
+        # Held back by the workspace budget: try again an interval later (the message was not edited,
+        # so the final edit need not wait for this).
+        self._budget_retry_at = self._clock() + self._pacer.interval
         self._changed.set()  # try again later with whatever text is newest then
 
     async def _stop_editor(self) -> None:
@@ -205,8 +209,11 @@ class SlackReplyStreamer:
         if ts is None:
             await self._add_message(await self._poster.post(body))
         elif self._last_sent.get(self._index) != body:
+            # Final edits keep the per-message spacing too (Slack counts every edit of a message).
+            await asyncio.sleep(self._pacer.wait_time(self._clock()))
             await self._poster.update(ts, body, slot_taken=self._edit_slot_taken)
             self._edit_slot_taken = False
+            self._pacer.edited(self._clock())
         self._last_sent[self._index] = body
 
     def _current(self) -> str | None:

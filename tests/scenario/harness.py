@@ -94,7 +94,7 @@ async def running_bot() -> AsyncIterator[BotUnderTest]:
         aiohttp.ClientSession() as session,
     ):
         front = await build_front_end(settings, core, socket_mode=False, session=session)
-        runner = await start_web(build_web_app(core, front.bolt), "127.0.0.1", 0)
+        runner = await start_web(build_web_app(core, front.bolt, acks=front.acks), "127.0.0.1", 0)
         await front.runner.start()
         host, port = runner.addresses[0][:2]
         try:
