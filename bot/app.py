@@ -32,7 +32,7 @@ from bot.images.pipeline import ImagePipeline
 from bot.metrics import Metrics
 from bot.model.client import ModelClient, ModelConfig, thinking_style_for
 from bot.settings import Settings
-from bot.store.connection import open_store, preload_scripts
+from bot.store.connection import open_store, preload_scripts, warm_pool
 from bot.store.history import HistoryStore
 
 DAY_SECONDS = 24 * 3600
@@ -116,6 +116,7 @@ async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterato
         ledger = quota_ledger(settings, store)
         history = HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS)
         await preload_scripts(store, (*history.scripts, *ledger.scripts))
+        await warm_pool(store)
         conversation = ConversationService(
             history=history,
             images=image_pipeline(settings, store),

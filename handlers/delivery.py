@@ -74,7 +74,10 @@ class SlackDelivery:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return
-        log.info("work_recorded" if added else "duplicate_message_ignored")
+        if added:
+            log.debug("work_recorded")  # not info: a log line costs ~0.3 ms of the ack's time
+        else:
+            log.info("duplicate_message_ignored")
 
     async def deliver(self, item: WorkItem, state: dict[str, str]) -> None:
         """Answer one work item (the runner's callback); returns once the answer was delivered."""

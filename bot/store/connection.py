@@ -10,6 +10,7 @@ without the store (the edit budget, the top-spenders report) catch that.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -32,6 +33,8 @@ SOCKET_TIMEOUT_SECONDS = 5.0
 # It blocks (up to the socket timeout) when all connections are busy: redis-py's default pool instead
 # fails at once past 100 connections, which turned a burst of 200 mentions into "unavailable" replies.
 MAX_CONNECTIONS = 50
+# Connections opened at start: a burst's acks then find them ready (each costs a HELLO round trip).
+WARM_CONNECTIONS = 32
 
 
 def open_store(redis_url: str | None) -> redis.Redis:
@@ -80,6 +83,16 @@ async def preload_scripts(client: redis.Redis, sources: Iterable[str]) -> None:
                 await client.script_load(source)
     except StoreUnavailable as exc:
         log.warning("scripts_not_preloaded", detail=str(exc))
+
+
+async def warm_pool(client: redis.Redis, connections: int = WARM_CONNECTIONS) -> None:
+    """Open ``connections`` pooled connections at start (concurrent PINGs), so the first burst of events
+    does not pay for connection set-up while Slack waits for its acks. A store that is down is not fatal."""
+    try:
+        with store_errors("pool warm-up"):
+            await asyncio.gather(*(client.ping() for _ in range(connections)))
+    except StoreUnavailable as exc:
+        log.warning("store_not_warmed", detail=str(exc))
 
 
 async def store_answers(client: redis.Redis) -> bool:
