@@ -33,8 +33,8 @@ SOCKET_TIMEOUT_SECONDS = 5.0
 # It blocks (up to the socket timeout) when all connections are busy: redis-py's default pool instead
 # fails at once past 100 connections, which turned a burst of 200 mentions into "unavailable" replies.
 MAX_CONNECTIONS = 50
-# Connections opened at start: a burst's acks then find them ready (each costs a HELLO round trip).
-WARM_CONNECTIONS = 32
+# Connections opened at start (all of them): a burst of acks then finds them ready, not paying a HELLO each.
+WARM_CONNECTIONS = MAX_CONNECTIONS
 
 
 def open_store(redis_url: str | None) -> redis.Redis:
