@@ -1,7 +1,8 @@
 """When the next ``chat.update`` of one streaming reply may go out.
 
 A pure object over a clock value the caller passes in: the first edit may go at once, later ones no
-closer than ``interval`` seconds apart, and a 429's ``Retry-After`` pushes the next slot further out.
+closer than ``interval`` seconds apart. (A 429's ``Retry-After`` pauses the workspace's shared limits
+``limits.SlackLimits`` instead, for every reply.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,3 @@ class EditPacer:
     def edited(self, now: float) -> None:
         """An edit was sent at ``now``."""
         self._next_allowed = now + self.interval
-
-    def rate_limited(self, now: float, retry_after: float) -> None:
-        """Slack answered 429: nothing more until ``Retry-After`` has passed."""
-        self._next_allowed = max(self._next_allowed, now + retry_after)

@@ -17,19 +17,3 @@ def test_later_edits_spaced_by_interval() -> None:
     assert pacer.wait_time(now=100.5) == 1.0
     assert pacer.wait_time(now=101.5) == 0.0
     assert pacer.wait_time(now=105.0) == 0.0
-
-
-def test_rate_limit_pushes_next_slot() -> None:
-    """A 429's Retry-After delays the next edit beyond the interval."""
-    pacer = EditPacer(1.5)
-    pacer.edited(now=100.0)
-    pacer.rate_limited(now=100.2, retry_after=5.0)
-    assert pacer.wait_time(now=100.2) == 5.0
-
-
-def test_short_retry_after_never_shortens_interval() -> None:
-    """A Retry-After shorter than the interval keeps the interval."""
-    pacer = EditPacer(1.5)
-    pacer.edited(now=100.0)
-    pacer.rate_limited(now=100.0, retry_after=0.1)
-    assert pacer.wait_time(now=100.0) == 1.5
