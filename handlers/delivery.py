@@ -58,14 +58,7 @@ class SlackDelivery:
         ``engage``: a mention makes its thread one the bot follows from now on, before any answer.
         """
         try:
-            if engage:
-                # Both at once (one round trip): a mention engages its thread even when a copy of it
-                # was taken on already.
-                added, _ = await asyncio.gather(
-                    self._queue.enqueue(message, event_id), self._conversation.engage(message.thread)
-                )
-            else:
-                added = await self._queue.enqueue(message, event_id)
+            added = await self._enqueue(message, event_id, engage)
         except StoreUnavailable as exc:
             log.error("work_not_recorded_store_unavailable", detail=str(exc))
             # The user still hears why; the ack is not held up by Slack calls.
@@ -78,6 +71,22 @@ class SlackDelivery:
             log.debug("work_recorded")  # not info: a log line costs ~0.3 ms of the ack's time
         else:
             log.info("duplicate_message_ignored")
+
+    async def _enqueue(self, message: IncomingMessage, event_id: str, engage: bool) -> bool:
+        """Enqueue (and, for a mention, engage its thread) in one round trip; raises StoreUnavailable
+        only when the work itself was not recorded."""
+        if not engage:
+            return await self._queue.enqueue(message, event_id)
+        added, engaged = await asyncio.gather(
+            self._queue.enqueue(message, event_id),
+            self._conversation.engage(message.thread),
+            return_exceptions=True,
+        )
+        if isinstance(engaged, BaseException):
+            log.warning("thread_not_engaged", detail=str(engaged))  # its first answer engages it too
+        if isinstance(added, BaseException):
+            raise added
+        return added
 
     async def deliver(self, item: WorkItem, state: dict[str, str]) -> None:
         """Answer one work item (the runner's callback); returns once the answer was delivered."""
@@ -97,7 +106,10 @@ class SlackDelivery:
 
         recorded = _timestamps(journal.recorded("messages"))
         sink = self.streamer(message.thread, recorded, posted)
-        await self._conversation.answer(message, sink, self._files, journal)
+        try:
+            await self._conversation.answer(message, sink, self._files, journal)
+        finally:
+            sink.close()
 
     def streamer(
         self, thread: ThreadKey, recorded: Sequence[str] = (), on_posted: OnPosted | None = None

@@ -8,6 +8,8 @@ capped at ``MAX_LIMIT_USD``, so Lua's doubles hold them exactly):
   days after the period ends, so past periods stay readable for reporting.
 * ``glmbot:{quota:<user>}:reservations`` -- hash reservation id -> ``"<amount>:<expires_at_ms>"``. Its TTL
   is renewed to twice the reservation TTL on each reserve; expired entries are dropped by the next reserve.
+* ``glmbot:{quota:<user>}:settled:<reservation id>`` -- marker that the reservation was settled, so a
+  second settle (a retry, a resumed reply) charges nothing. Twice the reservation TTL.
 * ``glmbot:quota:default`` -- string, the workspace default limit. Permanent.
 * ``glmbot:quota:top:<period label>`` -- sorted set user -> spent. Same TTL as the spend hashes.
 
@@ -22,7 +24,7 @@ reservation is settled into the period it was made in. Times in the scripts come
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_KEY", "limit_key", "reservations_key", "spend_key", "top_key"]
+__all__ = ["DEFAULT_KEY", "limit_key", "reservations_key", "settled_key", "spend_key", "top_key"]
 
 DEFAULT_KEY = "glmbot:quota:default"
 
@@ -40,6 +42,11 @@ def spend_key(user: str, period_label: str) -> str:
 def reservations_key(user: str) -> str:
     """The user's live reservations."""
     return f"glmbot:{{quota:{_checked(user)}}}:reservations"
+
+
+def settled_key(user: str, reservation_id: str) -> str:
+    """The marker that one reservation of ``user`` was settled."""
+    return f"glmbot:{{quota:{_checked(user)}}}:settled:{reservation_id}"
 
 
 def top_key(period_label: str) -> str:

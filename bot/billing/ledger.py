@@ -17,7 +17,7 @@ from uuid import uuid4
 import redis.asyncio as redis
 import structlog
 
-from bot.billing.keys import DEFAULT_KEY, limit_key, reservations_key, spend_key, top_key
+from bot.billing.keys import DEFAULT_KEY, limit_key, reservations_key, settled_key, spend_key, top_key
 from bot.billing.money import MAX_LIMIT_USD, PICO_PER_USD
 from bot.billing.periods import Period, PeriodKind, period_at
 from bot.billing.pricing import Price
@@ -184,10 +184,19 @@ class QuotaLedger:
             )
         user, label = reservation.user, reservation.period.label
         ttl = self._retention_seconds(reservation.period)
-        keys = [spend_key(user, label), reservations_key(user)]
+        keys = [spend_key(user, label), reservations_key(user), settled_key(user, reservation.id)]
         threshold = notice_threshold(reservation.limit_pico)
         now_ms = _epoch_ms(self._clock())
-        args: list[str | int] = [reservation.id, charge, threshold, ttl, now_ms, reservation.limit_pico]
+        marker_ttl = 2 * self._reservation_ttl_seconds  # a retry or a resumption comes well within it
+        args: list[str | int] = [
+            reservation.id,
+            charge,
+            threshold,
+            ttl,
+            now_ms,
+            reservation.limit_pico,
+            marker_ttl,
+        ]
         with store_errors("quota settle"):
             result: Sequence[Any] = await self._settle(keys=keys, args=args)
         charged, spent, due = (int(value) for value in result)

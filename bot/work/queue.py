@@ -109,7 +109,7 @@ class WorkQueue:
             # The stream or the group vanished (a flushed store): make them again and read next time.
             await self.ensure_group()
             return []
-        return [item for _stream, entries in reply or [] for item in self._items(entries)]
+        return [item for _stream, entries in reply or [] for item in await self._items(entries)]
 
     async def reclaim(self, count: int, min_idle_ms: int) -> list[WorkItem]:
         """Up to ``count`` entries whose owner has not renewed them for ``min_idle_ms`` (XAUTOCLAIM)."""
@@ -122,7 +122,7 @@ class WorkQueue:
             # Entries deleted while pending (done, then the ack was lost): nothing left to do.
             with store_errors("work ack"):
                 await self._client.xack(STREAM_KEY, GROUP, *deleted)
-        return list(self._items(entries))
+        return await self._items(entries)
 
     async def renew(self, entry_ids: Sequence[str]) -> set[str]:
         """Keep the lease on ``entry_ids``; returns the ids this consumer still owns."""
@@ -147,9 +147,13 @@ class WorkQueue:
     async def done(self, item: WorkItem) -> None:
         """The answer was delivered (or the failure shown): acknowledge and delete the entry."""
         with store_errors("work done"):
-            await self._done(keys=[STREAM_KEY, _state_key(item.key)], args=[GROUP, item.entry_id])
+            done = await self._done(
+                keys=[STREAM_KEY, _state_key(item.key)], args=[GROUP, item.entry_id, self.consumer]
+            )
+        if not done:
+            log.warning("work_taken_over_before_done", entry_id=item.entry_id)
 
-    def _items(self, entries: Sequence[Any]) -> list[WorkItem]:
+    async def _items(self, entries: Sequence[Any]) -> list[WorkItem]:
         items = []
         for entry_id, fields in entries:
             try:
@@ -157,8 +161,12 @@ class WorkQueue:
                 event = str(fields.get("event") or "")
                 items.append(WorkItem(str(entry_id), str(fields["key"]), message, event))
             except (KeyError, TypeError, ValueError):
-                # Unreadable work cannot be answered; say so in the log rather than retrying it forever.
+                # Unreadable work cannot be answered: say so in the log, and drop it rather than have
+                # it re-claimed every lease for ever.
                 log.error("work_entry_unreadable", entry_id=entry_id)
+                with store_errors("work drop"):
+                    await self._client.xack(STREAM_KEY, GROUP, entry_id)
+                    await self._client.xdel(STREAM_KEY, entry_id)
         return items
 
 

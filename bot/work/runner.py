@@ -40,6 +40,8 @@ LOOP_STOP_SECONDS = 5.0
 # get within 3 s is retried, and replies started meanwhile would only slow the acks down.
 ACKS_FIRST_SECONDS = 0.5
 ACKS_POLL_SECONDS = 0.005
+# Replies stop when their leases went unrenewed for this share of a lease (before others may take over).
+EXPIRE_SHARE = 0.75
 
 Deliver = Callable[[WorkItem, dict[str, str]], Awaitable[None]]
 """Answers one item, given what earlier attempts recorded; returns once the answer is delivered."""
@@ -61,6 +63,7 @@ class WorkRunner:
         self._max_in_flight = max_in_flight
         self._lease = lease_seconds
         self._acking = acking
+        self._renewed_at = float("inf")  # set when the loops start
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._delivered: set[str] = set()  # answered, being acknowledged: no lease needed any more
         self._freed = asyncio.Event()
@@ -80,6 +83,7 @@ class WorkRunner:
             await self._queue.ensure_group()
         except StoreUnavailable as exc:
             log.warning("work_group_not_ready", detail=str(exc))  # the read loop makes it later
+        self._renewed_at = asyncio.get_running_loop().time()
         self._loops = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._reclaim_loop())]
         self._renewer = asyncio.create_task(self._renew_loop())
 
@@ -149,13 +153,25 @@ class WorkRunner:
                 owned = await self._queue.renew(ids)
             except StoreUnavailable as exc:
                 log.warning("work_renew_failed", detail=str(exc))
+                self._expire_if_unrenewed()
                 continue
+            self._renewed_at = asyncio.get_running_loop().time()
             for lost in set(ids) - owned:
                 task = self._tasks.get(lost)
                 if task is not None and lost not in self._delivered:
                     # Another replica took this entry over (we were too slow to renew): let it answer.
                     log.warning("work_lease_lost", entry_id=lost)
                     task.cancel()
+
+    def _expire_if_unrenewed(self) -> None:
+        """Leases not renewed for most of a lease may be taken over soon: stop this replica's replies
+        first, so that a message is never answered by two replicas at once."""
+        if asyncio.get_running_loop().time() - self._renewed_at < EXPIRE_SHARE * self._lease:
+            return
+        for entry, task in list(self._tasks.items()):
+            if entry not in self._delivered:
+                log.warning("work_lease_expiring", entry_id=entry)
+                task.cancel()
 
     def _spawn(self, item: WorkItem) -> None:
         task = asyncio.create_task(self._work(item))

@@ -29,6 +29,7 @@ FIRST_EDIT_SPARE = 2
 LATER_EDIT_SPARE = 4
 GIVE_UP_SECONDS = 600.0
 MAX_BACKOFF_SECONDS = 10.0
+MIN_RETRY_SECONDS = 1.0  # a 429 with Retry-After: 0 must not turn into back-to-back calls
 
 
 class SlackPoster:
@@ -137,8 +138,13 @@ class SlackPoster:
                     response = await call()
             except SlackRateLimited as limited:
                 self._count(method, "rate_limited")
-                await self._pause(method, limited.retry_after)
-                await self._sleep(limited.retry_after)
+                wait = max(MIN_RETRY_SECONDS, limited.retry_after)
+                await self._pause(method, wait)
+                if self._clock() + wait > deadline:
+                    raise DeliveryFailed(
+                        f"{method}: still rate limited after {self._give_up_seconds:.0f} s"
+                    ) from None
+                await self._sleep(wait)
                 continue
             except SlackRefused as refused:
                 self._count(method, "error")

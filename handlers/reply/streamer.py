@@ -104,9 +104,16 @@ class SlackReplyStreamer:
             return False
         return True
 
+    def close(self) -> None:
+        """The reply ended (delivered, or cancelled): no interim edit may go out after this."""
+        if self._editor is not None and not self._editor.done():
+            self._editor.cancel()
+
     async def fail(self, message: str) -> None:
         # What streamed so far stays in a placeholder; a reply posted whole shows only the warning.
-        shown = self._latest.rstrip() if self.mode == "edit" else ""
+        # (What earlier messages hold is kept as it is: only the text after it may be trimmed.)
+        latest = self._latest[: max(self._committed, len(self._latest.rstrip()))]
+        shown = latest if self.mode == "edit" and latest.strip() else ""
         warning = f":warning: {message}"
         await self.finish(f"{shown}\n\n{warning}" if shown else warning)
 

@@ -11,7 +11,7 @@ import redis.asyncio as redis
 from redis.crc import key_slot
 from structlog.testing import capture_logs
 
-from bot.billing.keys import DEFAULT_KEY, limit_key, reservations_key, spend_key, top_key
+from bot.billing.keys import DEFAULT_KEY, limit_key, reservations_key, settled_key, spend_key, top_key
 from bot.billing.ledger import MAX_LIMIT_PICO, QuotaLedger, Reservation
 from bot.billing.periods import period_at
 from bot.billing.pricing import Price
@@ -321,11 +321,13 @@ async def test_every_key_has_a_ttl_except_limits(ledger: QuotaLedger, client: re
     """Spend hashes, reservations and top sets expire; only the limit and default keys are permanent."""
     await ledger.set_workspace_default(SETTING)
     await ledger.set_user_limit("U1", SETTING)
-    await ledger.settle(await ledger.reserve("U1", 100, 1_000, 1, PRICE), 1_000)
+    settled = await ledger.reserve("U1", 100, 1_000, 1, PRICE)
+    await ledger.settle(settled, 1_000)
     await ledger.reserve("U1", 100, 1_000, 1, PRICE)
     keys = sorted([key async for key in client.scan_iter("glmbot:*")])
     permanent = {DEFAULT_KEY, limit_key("U1")}
-    assert set(keys) == permanent | {spend_key("U1", "2026-01"), reservations_key("U1"), top_key("2026-01")}
+    expiring = {spend_key("U1", "2026-01"), reservations_key("U1"), top_key("2026-01")}
+    assert set(keys) == permanent | expiring | {settled_key("U1", settled.id)}
     for key in keys:
         ttl = await client.ttl(key)
         assert (ttl == -1) if key in permanent else ttl > 0, key
@@ -347,9 +349,9 @@ async def test_a_reply_costs_four_commands(ledger: QuotaLedger, redis_server: Re
     redis_server.reset_stats()
     await ledger.settle(await ledger.reserve("U1", 100, 1_000, 1, PRICE), 1_000)
     # The server also counts the commands run inside the scripts: reserve GET HGETALL HGET HSET EXPIRE,
-    # settle HDEL HGETALL HGET HINCRBY HINCRBY EXPIRE; outside them ZINCRBY EXPIRE. No GET of the
-    # workspace default.
-    assert redis_server.command_count() == 2 + 5 + 6 + 2
+    # settle SET(NX marker) HDEL HGETALL HGET HINCRBY HINCRBY EXPIRE; outside them ZINCRBY EXPIRE. No
+    # GET of the workspace default.
+    assert redis_server.command_count() == 2 + 5 + 7 + 2
     calls = {name: stat["calls"] for name, stat in redis_server.client.info("commandstats").items()}
     assert (calls["cmdstat_evalsha"], calls["cmdstat_zincrby"]) == (2, 1)
 
@@ -386,3 +388,14 @@ async def test_dead_redis_raises_store_unavailable(clock: Clock) -> None:
         with pytest.raises(StoreUnavailable):
             await operation
     await dead.aclose()
+
+
+async def test_settling_twice_charges_once(ledger: QuotaLedger) -> None:
+    """A second settle of the same reservation (a retry, a resumed reply) charges nothing."""
+    reservation = await ledger.reserve("U1", 100, 1000, 10, PRICE)
+    first = await ledger.settle(reservation, 1_000_000)
+    again = await ledger.settle(reservation, 1_000_000)
+    assert first.charged_pico == 1_000_000
+    assert again.charged_pico == 0
+    status = await ledger.status("U1")
+    assert (status.spent_pico, status.replies) == (1_000_000, 1)

@@ -287,3 +287,15 @@ async def test_rate_limited_edit_pauses_the_workspace(fake_slack: FakeSlack, sto
     assert paused
     assert await streamer.finish("done")
     assert _texts(fake_slack) == ["done"]
+
+
+async def test_closed_streamer_makes_no_more_edits(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """Once a reply ended (close), a pending interim edit never goes out after it."""
+    streamer = _streamer(fake_slack, store, interval=0.3)
+    await streamer.start()
+    streamer.show("first words")
+    await fake_slack.wait_for(lambda: bool(fake_slack.calls_to("chat.update")))
+    streamer.show("first words and more")
+    streamer.close()
+    await asyncio.sleep(0.5)
+    assert len(fake_slack.calls_to("chat.update")) == 1

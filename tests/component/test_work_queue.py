@@ -13,6 +13,7 @@ from bot.store.connection import open_store
 from bot.work.journal import WorkJournal
 from bot.work.queue import STREAM_KEY, WorkItem, WorkQueue, decode_message, encode_message
 from bot.work.runner import WorkRunner
+from tests.fakes.redis_server import RedisServer
 
 THREAD = ThreadKey("T1", "C1", "100.1")
 
@@ -135,3 +136,56 @@ async def test_renew_keeps_every_owned_entry(client: redis.Redis) -> None:
     ids = [item.entry_id for item in await queue.read(10, 10)]
     assert await queue.renew(ids[3:]) == set(ids[3:])
     assert await queue.renew(ids) == set(ids)
+
+
+async def test_done_by_a_replaced_owner_leaves_the_entry(client: redis.Redis) -> None:
+    """An owner that lost the entry to another consumer does not acknowledge or delete it."""
+    slow, other = WorkQueue(client, "slow"), WorkQueue(client, "other")
+    await slow.ensure_group()
+    await slow.enqueue(_message("5.1"))
+    [item] = await slow.read(1, 10)
+    await asyncio.sleep(0.05)
+    [taken] = await other.reclaim(10, min_idle_ms=10)
+    await slow.done(item)
+    assert await client.xlen(STREAM_KEY) == 1
+    await other.done(taken)
+    assert await client.xlen(STREAM_KEY) == 0
+
+
+async def test_unreadable_entry_is_dropped(client: redis.Redis) -> None:
+    """An entry that cannot be decoded is logged and removed, not re-claimed for ever."""
+    queue = WorkQueue(client, "c1")
+    await queue.ensure_group()
+    await client.xadd(STREAM_KEY, {"key": "T1:C1:6.1", "message": "not json"})
+    assert await queue.read(10, 10) == []
+    assert await client.xlen(STREAM_KEY) == 0
+    assert (await client.xpending(STREAM_KEY, "glmbot"))["pending"] == 0
+
+
+async def test_replies_stop_when_leases_cannot_be_renewed() -> None:
+    """A replica that cannot renew its leases stops its replies before another may take them over."""
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def deliver(item: WorkItem, state: dict[str, str]) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    private = RedisServer().start()  # this test stops its own server
+    client = open_store(private.url)
+    queue = WorkQueue(client, "c1")
+    runner = WorkRunner(queue, deliver, lease_seconds=1.0)
+    try:
+        await runner.start()
+        await queue.enqueue(_message("7.1"))
+        await asyncio.wait_for(started.wait(), 5)
+        private.stop()  # the store stops answering this replica
+        await asyncio.wait_for(cancelled.wait(), 5)
+        await runner.stop(drain_seconds=0.1)
+    finally:
+        private.stop()
+        await client.aclose()

@@ -1,10 +1,16 @@
 -- Charge one reply's real cost and drop its reservation.
--- KEYS: spend hash, reservations hash (both in the {quota:<user>} slot).
--- ARGV: reservation id, charge, notice threshold (-1: never), spend TTL seconds, now_ms, limit.
+-- KEYS: spend hash, reservations hash, the reservation's "settled" marker (all in the {quota:<user>} slot).
+-- ARGV: reservation id, charge, notice threshold (-1: never), spend TTL seconds, now_ms, limit,
+--       marker TTL seconds.
+-- Settling is once per reservation id: a second call (a client retry, or two processes that both think
+-- they own a reply) charges nothing and returns {0, spent, 0}.
 -- The charge is also capped by what the limit leaves beside the user's other live reservations: if this
 -- reservation expired during a very long reply, its money may have been reserved again meanwhile.
 -- Returns {charged, spent, 1 when this call set the notice flag else 0}.
 local now, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[7]) then
+  return {0, tonumber(redis.call('HGET', KEYS[1], 'spent') or '0'), 0}
+end
 redis.call('HDEL', KEYS[2], ARGV[1])
 local others = live_reserved(KEYS[2], now, false)
 local before = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
