@@ -29,6 +29,7 @@ from bot.store.history import APPEND_SCRIPT as HISTORY_APPEND
 from bot.work.queue import BEGIN_SCRIPT as WORK_BEGIN
 from bot.work.queue import DONE_SCRIPT as WORK_DONE
 from bot.work.queue import ENQUEUE_SCRIPT as WORK_ENQUEUE
+from bot.work.queue import RECORD_SCRIPT as WORK_RECORD
 from bot.work.queue import RENEW_SCRIPT as WORK_RENEW
 from handlers.reply.limits import RATE_LIMIT_SCRIPT as SLACK_RATE_LIMIT
 from tests.fakes.redis_server import RedisServer
@@ -86,6 +87,7 @@ SCRIPT_NAMES: dict[str, str] = {
     _sha1(WORK_BEGIN): "work begin",
     _sha1(WORK_DONE): "work done",
     _sha1(WORK_RENEW): "work renew",
+    _sha1(WORK_RECORD): "work record",
     _sha1(SLACK_RATE_LIMIT): "slack rate limit",
 }
 RATE_LIMIT_COMMAND = f"evalsha({SCRIPT_NAMES[_sha1(SLACK_RATE_LIMIT)]})"

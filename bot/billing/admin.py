@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.billing.commands import QuotaCommand, Reset, SetDefault, SetLimit, Show, ShowOwn
-from bot.billing.ledger import QuotaLedger, QuotaStatus
+from bot.billing.ledger import QuotaLedger
 from bot.billing.money import format_usd
 from bot.billing.periods import format_moment
+from bot.billing.records import QuotaStatus
 
 TOP_COUNT = 10
 _SOURCE = {"user": "a personal limit", "workspace": "the workspace default", "setting": "the default"}

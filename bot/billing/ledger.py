@@ -9,9 +9,8 @@ injected clock), never from Redis TIME, so tests can move time.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from uuid import uuid4
 
 import redis.asyncio as redis
@@ -21,12 +20,12 @@ from bot.billing.keys import DEFAULT_KEY, limit_key, reservations_key, settled_k
 from bot.billing.money import MAX_LIMIT_USD, PICO_PER_USD
 from bot.billing.periods import Period, PeriodKind, period_at
 from bot.billing.pricing import Price
+from bot.billing.records import LimitSource, QuotaStatus, Reservation, Settlement
 from bot.core.errors import QuotaExceeded, StoreUnavailable
 from bot.store.connection import lua_source, store_errors
 
 log = structlog.get_logger(__name__)
 
-LimitSource = Literal["user", "workspace", "setting"]
 DEFAULT_CACHE_SECONDS = 30
 HISTORY_RETENTION = timedelta(days=90)
 MAX_LIMIT_PICO = int(MAX_LIMIT_USD) * PICO_PER_USD
@@ -35,41 +34,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RESERVE_SCRIPT = lua_source(__package__, "lua/reservations.lua", "lua/reserve.lua")
 SETTLE_SCRIPT = lua_source(__package__, "lua/reservations.lua", "lua/settle.lua")
 STATUS_SCRIPT = lua_source(__package__, "lua/reservations.lua", "lua/status.lua")
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """Money held back for one reply, in the period it was made in."""
-
-    id: str
-    user: str
-    period: Period
-    max_tokens: int
-    amount_pico: int
-    limit_pico: int
-
-
-@dataclass(frozen=True, slots=True)
-class QuotaStatus:
-    """One user's spend in the current period."""
-
-    user: str
-    period: Period
-    spent_pico: int
-    reserved_pico: int
-    limit_pico: int
-    replies: int
-    limit_source: LimitSource
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """What a settled reply cost; ``notice_due`` is True once per period, at the 80% crossing."""
-
-    charged_pico: int
-    spent_pico: int
-    limit_pico: int
-    notice_due: bool
 
 
 def _utc_now() -> datetime:

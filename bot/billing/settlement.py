@@ -16,9 +16,10 @@ from datetime import datetime
 
 import structlog
 
-from bot.billing.ledger import QuotaLedger, Reservation, Settlement
+from bot.billing.ledger import QuotaLedger
 from bot.billing.periods import Period
 from bot.billing.pricing import Price, cost_pico
+from bot.billing.records import Reservation, Settlement
 from bot.core.domain import Notice, StreamProgress, Usage
 from bot.core.messages import quota_notice
 from bot.core.tokens import estimate_output_tokens

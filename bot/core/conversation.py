@@ -121,6 +121,10 @@ class ConversationService:
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         await self._recover(journal)
+        if journal.recorded("delivered"):
+            # An earlier attempt delivered the answer and stopped before its work was acknowledged.
+            log.info("reply_already_delivered")
+            return
         if journal.attempt > MAX_ATTEMPTS:
             log.error("reply_attempts_exhausted", attempts=journal.attempt)
             self._metrics.replies.labels("attempts_exhausted").inc()
@@ -181,7 +185,7 @@ class ConversationService:
                 # Shutdown outlasted the drain and nobody will resume this: say so.
                 await sink.fail(self._words(Interrupted()))
             raise
-        await self._deliver(message.thread, newest, answer, collected, sink, started)
+        await self._deliver(message.thread, newest, answer, collected, sink, started, journal)
 
     async def _deliver(
         self,
@@ -191,6 +195,7 @@ class ConversationService:
         collected: CollectedImages,
         sink: ReplySink,
         started: float,
+        journal: ReplyJournal,
     ) -> None:
         # Shielded: a shutdown that lands during the final edit lets it land rather than leave a cursor.
         finishing = asyncio.ensure_future(
@@ -200,7 +205,11 @@ class ConversationService:
             delivered = await asyncio.shield(finishing)
         except asyncio.CancelledError:
             await asyncio.wait({finishing}, timeout=INTERRUPT_GRACE_SECONDS)
+            if finishing.done() and not finishing.cancelled() and finishing.result():
+                await journal.record(delivered="1")  # the process that resumes this need not redo it
             raise
+        if delivered:
+            await journal.record(delivered="1")
         if not delivered:
             # The user never saw it: neither memory nor the ok count should say otherwise.
             self._metrics.replies.labels("undelivered").inc()

@@ -40,6 +40,7 @@ ENQUEUE_SCRIPT = lua_source(__package__, "enqueue.lua")
 BEGIN_SCRIPT = lua_source(__package__, "begin.lua")
 DONE_SCRIPT = lua_source(__package__, "done.lua")
 RENEW_SCRIPT = lua_source(__package__, "renew.lua")
+RECORD_SCRIPT = lua_source(__package__, "record.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +68,12 @@ class WorkQueue:
         self._begin = client.register_script(BEGIN_SCRIPT)
         self._done = client.register_script(DONE_SCRIPT)
         self._renew = client.register_script(RENEW_SCRIPT)
+        self._record = client.register_script(RECORD_SCRIPT)
 
     @property
     def scripts(self) -> tuple[str, ...]:
         """The Lua sources this queue runs, for preloading at start."""
-        return (ENQUEUE_SCRIPT, BEGIN_SCRIPT, DONE_SCRIPT, RENEW_SCRIPT)
+        return (ENQUEUE_SCRIPT, BEGIN_SCRIPT, DONE_SCRIPT, RENEW_SCRIPT, RECORD_SCRIPT)
 
     async def enqueue(self, message: IncomingMessage, event_id: str = "") -> bool:
         """Record ``message`` as work unless it was already claimed; True when this call added it.
@@ -141,8 +143,8 @@ class WorkQueue:
     async def record(self, item: WorkItem, fields: Mapping[str, str]) -> None:
         """Save how far the reply got (fields of its state hash)."""
         with store_errors("work record"):
-            mapping: dict[Any, Any] = dict(fields)
-            await self._client.hset(_state_key(item.key), mapping=mapping)
+            pairs: list[str | int] = [value for pair in fields.items() for value in pair]
+            await self._record(keys=[_state_key(item.key)], args=[STATE_TTL_SECONDS, *pairs])
 
     async def done(self, item: WorkItem) -> None:
         """The answer was delivered (or the failure shown): acknowledge and delete the entry."""

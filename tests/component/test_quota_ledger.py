@@ -12,9 +12,10 @@ from redis.crc import key_slot
 from structlog.testing import capture_logs
 
 from bot.billing.keys import DEFAULT_KEY, limit_key, reservations_key, settled_key, spend_key, top_key
-from bot.billing.ledger import MAX_LIMIT_PICO, QuotaLedger, Reservation
+from bot.billing.ledger import MAX_LIMIT_PICO, QuotaLedger
 from bot.billing.periods import period_at
 from bot.billing.pricing import Price
+from bot.billing.records import Reservation
 from bot.core.errors import QuotaExceeded, StoreUnavailable
 from bot.store.connection import open_store
 from tests.fakes.redis_server import RedisServer
