@@ -13,6 +13,7 @@ from bot.billing.commands import UsageError, parse_quota_command
 from bot.billing.ledger import QuotaLedger
 from bot.core.errors import StoreUnavailable
 from bot.core.messages import user_message
+from handlers.reply.inline import escape
 from handlers.services import Services
 
 QUOTA_COMMAND = "/glm-quota"
@@ -39,7 +40,8 @@ async def on_quota_command(
     try:
         parsed = parse_quota_command(str(command.get("text") or ""))
     except UsageError as problem:
-        await respond(f"{problem.reason} {USAGE}".strip())
+        # The reason may quote what the caller typed: shown as text, never as a live mention.
+        await respond(f"{escape(problem.reason)} {USAGE}".strip())
         return
     if is_admin_command(parsed, caller) and not await services.admins.is_admin(client, caller):
         await respond(REFUSED)

@@ -16,6 +16,7 @@ __all__ = ["Mode", "escape", "inline"]
 Mode = Literal["slack", "heading", "cell"]
 
 _AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt);)")
+_URL_LIKE = re.compile(r"\s*(?:[a-z][a-z0-9+.-]*://|www\.)", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\x00(\d+)\x01")
 
 # Things that must not be touched by escaping or emphasis, leftmost first.
@@ -66,7 +67,11 @@ def _atom(match: re.Match[str], mode: Mode, keep: Callable[[str], str]) -> str:
             code = code[1:-1]
         return keep(escape(code) if mode == "cell" else f"`{escape(code)}`")
     if match["token"]:
-        return keep(match["token"])
+        # Channel links notify nobody and stay links. User mentions, @here/@channel/@everyone and
+        # user-group mentions are shown as text: model output (or a prompt injection, or a file name
+        # it echoes) must never ping a person or a crowd.
+        token = match["token"]
+        return keep(token if token.startswith("<#") else escape(token))
     if match["auto"]:
         return keep(_link(match["auto"], "", mode))
     if match["bare"]:
@@ -81,6 +86,8 @@ def _link(url: str, label: str, mode: Mode) -> str:
     if mode == "cell":
         return f"{label} ({target})" if label and label != target else target
     target = target.replace("|", "%7C")
+    if _URL_LIKE.match(label) and label.rstrip("/") != target.rstrip("/"):
+        return f"<{target}>"  # a label that is another address would hide where the link goes
     return f"<{target}|{label}>" if label and label != target else f"<{target}>"
 
 

@@ -28,8 +28,11 @@ Rendering rules:
   equal display width (CJK counts double) and aligned as the separator's colons say; inline markers are
   stripped from cells and links show as ``label (url)``.
 - Escaping: ``&`` -> ``&amp;``, ``<`` -> ``&lt;``, ``>`` -> ``&gt;`` everywhere, code included, except the
-  ``<...>`` produced for links, a blockquote's leading ``>``, Slack tokens such as ``<@U123>``,
-  ``<#C123>``, ``<!here>``, ``<!subteam^S123>``, and existing ``&amp;``/``&lt;``/``&gt;`` (never doubled).
+  ``<...>`` produced for links, a blockquote's leading ``>``, channel links ``<#C123|name>``, and existing
+  ``&amp;``/``&lt;``/``&gt;`` (never doubled). User mentions ``<@U123>``, special mentions ``<!here>``,
+  ``<!channel>``, ``<!everyone>`` and user groups ``<!subteam^S123>`` are escaped too, so they show as
+  text and notify nobody.
+- A link whose label is itself a different address shows its real target only.
 - Backslash escapes such as ``\\*`` give the literal character.
 - Line breaks and blank lines are preserved; trailing spaces are trimmed from every line.
 """

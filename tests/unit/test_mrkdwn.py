@@ -160,9 +160,9 @@ def test_inline_code(markdown: str, expected: str) -> None:
     ("markdown", "expected"),
     [
         ("a < b & c > d", "a &lt; b &amp; c &gt; d"),
-        ("<@U123>", "<@U123>"),
-        ("hi <@U123ABC>, see <#C123ABC|general>", "hi <@U123ABC>, see <#C123ABC|general>"),
-        ("<!here> <!channel> <!subteam^S123>", "<!here> <!channel> <!subteam^S123>"),
+        ("<@U123>", "&lt;@U123&gt;"),
+        ("hi <@U123ABC>, see <#C123ABC|general>", "hi &lt;@U123ABC&gt;, see <#C123ABC|general>"),
+        ("<!here> <!channel> <!subteam^S123>", "&lt;!here&gt; &lt;!channel&gt; &lt;!subteam^S123&gt;"),
         ("&amp; &lt; &gt; stay", "&amp; &lt; &gt; stay"),
         ("&copy; & &&", "&amp;copy; &amp; &amp;&amp;"),
         ("<div>html</div>", "&lt;div&gt;html&lt;/div&gt;"),
@@ -171,7 +171,7 @@ def test_inline_code(markdown: str, expected: str) -> None:
     ],
 )
 def test_escaping(markdown: str, expected: str) -> None:
-    """Control characters are escaped except in produced links and Slack tokens."""
+    """Control characters are escaped except in produced links and channel links; mentions never ping."""
     assert to_mrkdwn(markdown) == expected
 
 
@@ -274,7 +274,7 @@ df = pd.read_csv("sales.csv")  # a &lt; b &amp;&amp; c &gt; d
 > Note: numbers are estimated from the chart.
 
 ──────────
-Let me know if you need more, <@U123ABC>!"""
+Let me know if you need more, &lt;@U123ABC&gt;!"""
 
 
 def test_realistic_answer() -> None:
@@ -322,3 +322,37 @@ def test_render_partial_never_fails_on_any_prefix() -> None:
     """Every prefix of an answer renders, with balanced code fences."""
     for cut in range(len(REALISTIC_ANSWER) + 1):
         assert render_partial(REALISTIC_ANSWER[:cut]).count("```") % 2 == 0, cut
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "<!channel> read this",
+        "Hey <!here>!",
+        "<!everyone> hello",
+        "<!subteam^S0123|@oncall> please",
+        "ping <@U0123ABCD> now",
+        "**<!channel>** and `<!here>` and > <!everyone>",
+        "- <!channel>\n- [click](https://a.io) <!here>",
+        "| a | b |\n|---|---|\n| <!channel> | <@U1> |",
+    ],
+)
+def test_nothing_rendered_can_ping(markdown: str) -> None:
+    """No rendering of model text (complete or partial) contains a live mention of a person or a crowd."""
+    for rendered in (to_mrkdwn(markdown), render_partial(markdown)):
+        assert "<!" not in rendered
+        assert "<@" not in rendered
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("[https://bank.example](https://evil.example/login)", "<https://evil.example/login>"),
+        ("[www.bank.example](https://evil.example)", "<https://evil.example>"),
+        ("[https://a.io/](https://a.io)", "<https://a.io|https://a.io/>"),
+        ("[the docs](https://a.io)", "<https://a.io|the docs>"),
+    ],
+)
+def test_link_labels_never_hide_another_address(markdown: str, expected: str) -> None:
+    """A label that is itself a different address is dropped: the link shows where it really goes."""
+    assert to_mrkdwn(markdown) == expected

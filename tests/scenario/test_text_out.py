@@ -1,0 +1,46 @@
+"""What the bot posts can never ping a person or a crowd: model output, echoed file names, error lines."""
+
+from __future__ import annotations
+
+from tests.fakes.model_api import FakeModel, Reply
+from tests.fakes.slack_api import FakeSlack
+from tests.scenario.harness import BotUnderTest, mention, message
+
+CROWD = ("<!channel>", "<!here>", "<!everyone>", "<!subteam^S0ONCALL|@oncall>")
+
+
+def _posted_payloads(slack: FakeSlack) -> list[str]:
+    """Every text the bot sent to Slack, placeholders and edits included."""
+    return [
+        str(call.body.get("text") or "")
+        for call in slack.calls
+        if call.method in ("chat.postMessage", "chat.update")
+    ]
+
+
+async def test_model_output_cannot_ping(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
+    """A model (or a prompt injection) writing crowd and user mentions posts them as plain text."""
+    long_answer = "Alert! <!channel> <!here> <!everyone> <!subteam^S0ONCALL|@oncall> and <@U0BOSS1>.\n\n"
+    long_answer += "\n\n".join(f"Part {i}: <!channel> " + "word " * 120 for i in range(12))
+    fake_model.script(Reply(text=long_answer, chunk_chars=64))
+    await bot.send_event(mention("summarise"))
+    await fake_slack.wait_for(lambda: any("Part 11" in text for text in _posted_payloads(fake_slack)))
+    payloads = _posted_payloads(fake_slack)
+    assert len(fake_slack.calls_to("chat.postMessage")) > 1  # continuations are fresh posts: the risky case
+    assert all("<!" not in text and "<@" not in text for text in payloads)
+    assert any("&lt;!channel&gt;" in text for text in payloads)
+
+
+async def test_echoed_file_name_cannot_ping(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
+    """A file named like a crowd mention is named in the warning as text."""
+    file = fake_slack.add_file("F9", b"%PDF-1.4", name="<!channel> urgent.pdf", mimetype="application/pdf")
+    await bot.send_event(message("", channel="D0DM", channel_type="im", subtype="file_share", files=[file]))
+    await fake_slack.wait_for(lambda: any("urgent.pdf" in text for text in _posted_payloads(fake_slack)))
+    payloads = _posted_payloads(fake_slack)
+    assert all(token not in text for text in payloads for token in CROWD)
+    assert any("I couldn't use &lt;!channel&gt; urgent.pdf" in text for text in payloads)
+    assert fake_model.requests == []
