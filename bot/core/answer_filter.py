@@ -14,6 +14,7 @@ THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 
 _MARKERS = (BEGIN_BOX, END_BOX, THINK_OPEN, THINK_CLOSE)
+_BOX_MARKERS = (BEGIN_BOX, END_BOX)
 
 
 def _held_tail_length(text: str, markers: tuple[str, ...]) -> int:
@@ -26,10 +27,10 @@ def _held_tail_length(text: str, markers: tuple[str, ...]) -> int:
     return 0
 
 
-def _first_marker(text: str) -> tuple[int, str] | None:
-    """Position and value of the earliest complete marker in ``text``, if any."""
+def _first_marker(text: str, markers: tuple[str, ...]) -> tuple[int, str] | None:
+    """Position and value of the earliest complete marker of ``markers`` in ``text``, if any."""
     found: tuple[int, str] | None = None
-    for marker in _MARKERS:
+    for marker in markers:
         index = text.find(marker)
         if index >= 0 and (found is None or index < found[0]):
             found = (index, marker)
@@ -39,11 +40,11 @@ def _first_marker(text: str) -> tuple[int, str] | None:
 class AnswerFilter:
     """Stateful filter: feed it raw content deltas in order, then call ``finish`` once.
 
-    Rules: box markers are removed and their inner text kept; ``<think>…</think>`` blocks are
-    removed (an unterminated one is dropped at the end); a lone ``</think>`` seen before any visible
-    text means the text before it was reasoning (some templates pre-fill the opening tag), so that
-    text is dropped when it has not been emitted yet; later lone ``</think>`` tags are just removed.
-    Leading whitespace of the answer is stripped.
+    Rules: box markers are removed and their inner text kept. Think tags mean reasoning only before
+    any visible text: a ``<think>…</think>`` block there is removed (an unterminated one is dropped at
+    the end), and a lone ``</think>`` there means the text before it was reasoning (some templates
+    pre-fill the opening tag). Once the answer has visible text, ``<think>`` and ``</think>`` are just
+    text (a coding answer may well write them). Leading whitespace of the answer is stripped.
     """
 
     def __init__(self) -> None:
@@ -67,15 +68,21 @@ class AnswerFilter:
                 if not self._skip_reasoning(final=final):
                     break
                 continue
-            found = _first_marker(self._pending)
+            markers = _BOX_MARKERS if self._shown_any else _MARKERS
+            found = _first_marker(self._pending, markers)
             if found is None:
                 # Only a tail that could still become a marker waits; at the end it is plain text.
-                keep = 0 if final else _held_tail_length(self._pending, _MARKERS)
+                keep = 0 if final else _held_tail_length(self._pending, markers)
                 shown.append(self._show(self._pending[: len(self._pending) - keep]))
                 self._pending = self._pending[len(self._pending) - keep :]
                 break
             index, marker = found
             before = self._pending[:index]
+            if marker == THINK_OPEN and before.strip():
+                # Visible text comes first: this tag, and every think tag after it, is text.
+                shown.append(self._show(self._pending[: index + len(marker)]))
+                self._pending = self._pending[index + len(marker) :]
+                continue
             self._pending = self._pending[index + len(marker) :]
             if marker == THINK_CLOSE and not self._shown_any:
                 # Lone closing tag at the start: what preceded it was reasoning.

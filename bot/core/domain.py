@@ -110,7 +110,8 @@ class ReasoningDelta:
 
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
-    """The stream finished normally. ``finish_reason`` is ``stop`` or ``length``; usage may be missing."""
+    """The stream finished: ``finish_reason`` is ``stop``, ``length`` or ``declined`` (a content filter
+    stopped it); usage may be missing."""
 
     finish_reason: str
     usage: Usage | None

@@ -7,6 +7,7 @@
     │   ├── ModelUnavailable      transport error, timeout, 429 or 5xx (after retries)
     │   ├── ModelRejected         4xx other than 429: bad key, bad request, no credit, content refused
     │   ├── ModelStreamFailed     the stream broke, reported an error, or ended without finishing
+    │   ├── ModelDeclined         the model's content filter stopped the answer (charged; not worth a retry)
     │   └── EmptyAnswer           the model finished without any answer text (e.g. it only reasoned)
     ├── PromptTooLong             the newest message alone does not fit the context window
     ├── ImageRejected             one attached file cannot be used (its ``reason`` is shown to the user)
@@ -50,6 +51,10 @@ class ModelRejected(ModelError):
 
 class ModelStreamFailed(ModelError):
     """The answer stream broke off, carried an error, or ended without a finish."""
+
+
+class ModelDeclined(ModelError):
+    """The model's content filter stopped the answer (``finish_reason`` sensitive / content_filter)."""
 
 
 class EmptyAnswer(ModelError):

@@ -26,7 +26,7 @@ from bot.core.domain import (
     TextDelta,
     ThreadKey,
 )
-from bot.core.errors import EmptyAnswer, ModelStreamFailed, StoreUnavailable
+from bot.core.errors import EmptyAnswer, ModelDeclined, ModelStreamFailed, StoreUnavailable
 from bot.core.messages import cut_off_notice
 from bot.core.ports import Billing, History, Images, ModelStream, ReplyCharge, ReplyJournal, ReplySink
 from bot.core.prompt import build_prompt, without_images
@@ -116,6 +116,10 @@ class AnswerGenerator:
             await journal.record(charge="")
             raise
         quota_note = await self._settle(charge, progress, end)
+        if end.finish_reason == "declined":
+            await journal.record(charge="")
+            # Charged above (the model did the work); what streamed stays, with the reason after it.
+            raise ModelDeclined("the model's content filter stopped the answer")
         if not progress.text.strip():
             await journal.record(charge="")
             # Charged above for what it reported (reasoning, say), but there is nothing to show.

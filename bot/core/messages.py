@@ -15,6 +15,7 @@ from bot.core.errors import (
     EmptyAnswer,
     GlmbotError,
     Interrupted,
+    ModelDeclined,
     ModelRejected,
     ModelStreamFailed,
     ModelUnavailable,
@@ -51,6 +52,8 @@ def user_message(error: GlmbotError, quota_command: str = "") -> str:
         if error.status in (401, 402, 403):
             return "The model service refused the request (account or access problem). Please tell an admin."
         return "The model could not handle this request. Try rephrasing it or starting a new thread."
+    if isinstance(error, ModelDeclined):
+        return "The model declined to answer this request."
     if isinstance(error, ModelUnavailable):
         return "The model is not answering right now. Please try again in a minute."
     if isinstance(error, EmptyAnswer) and error.cut_off:

@@ -27,8 +27,16 @@ __all__ = [
     "parse_usage",
 ]
 
-# tool_calls cannot happen (we send no tools) but is a clean finish if a backend reports it.
-NORMAL_FINISHES = {"stop": "stop", "length": "length", "tool_calls": "stop"}
+# tool_calls cannot happen (we send no tools) but is a clean finish if a backend reports it. A content
+# filter's stop (Zhipu says ``sensitive``, OpenAI-style routers ``content_filter``) is a finished,
+# paid-for answer too: the model declined, and trying again would be charged again for the same refusal.
+NORMAL_FINISHES = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "stop",
+    "sensitive": "declined",
+    "content_filter": "declined",
+}
 DETAIL_LIMIT = 200
 
 

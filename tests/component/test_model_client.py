@@ -199,9 +199,7 @@ async def test_stream_without_done_but_with_finish_is_fine() -> None:
     assert events == [TextDelta("x"), StreamEnd("stop", Usage(18, 202))]
 
 
-@pytest.mark.parametrize(
-    "reason", ["error", "abort", "sensitive", "network_error", "model_context_window_exceeded"]
-)
+@pytest.mark.parametrize("reason", ["error", "abort", "network_error", "model_context_window_exceeded"])
 async def test_failure_finish_reasons_raise(reason: str) -> None:
     """Failure finish reasons raise ModelStreamFailed after the text already yielded."""
     seen: list[ModelEvent] = []
@@ -209,6 +207,13 @@ async def test_failure_finish_reasons_raise(reason: str) -> None:
         await collect(Server(ok(content("part"), finish(reason), DONE)), seen=seen)
     assert seen == [TextDelta("part")]
     assert API_KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize("reason", ["sensitive", "content_filter"])
+async def test_content_filter_is_a_declined_finish_with_its_usage(reason: str) -> None:
+    """A content filter's stop ends the stream normally as `declined`, with the usage that follows it."""
+    events = await collect(Server(ok(content("part"), finish(reason), {"choices": [], "usage": USAGE}, DONE)))
+    assert events == [TextDelta("part"), StreamEnd("declined", Usage(18, 202))]
 
 
 async def test_error_object_mid_stream_raises() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from bot.core.errors import ModelStreamFailed, ModelUnavailable, StoreUnavailable
+import pytest
+
+from bot.core.errors import ModelDeclined, ModelStreamFailed, ModelUnavailable, StoreUnavailable
 from bot.core.messages import user_message
+from bot.store.connection import open_store
 from handlers.reply.mrkdwn import to_mrkdwn
 from handlers.reply.streamer import PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel, Reply
@@ -73,3 +76,21 @@ async def test_store_down_tells_user(monkeypatch, fake_slack: FakeSlack, fake_mo
         expected = to_mrkdwn(f":warning: {user_message(StoreUnavailable())}")
         await fake_slack.wait_for(lambda: _final_texts(fake_slack) == [expected])
     assert fake_model.requests == []
+
+
+@pytest.mark.parametrize("reason", ["sensitive", "content_filter"])
+async def test_content_filter_stop_says_declined_and_charges(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str, reason: str
+) -> None:
+    """A content-filter stop says the model declined (no "try again"), keeps what streamed, and is charged."""
+    fake_model.script(Reply(text="Part of it", finish_reason=reason, prompt_tokens=100, completion_tokens=3))
+    await bot.send_event(message("something touchy", channel="D0DM", channel_type="im"))
+    expected = to_mrkdwn(f"Part of it\n\n:warning: {user_message(ModelDeclined())}")
+    await fake_slack.wait_for(lambda: _final_texts(fake_slack) == [expected])
+    assert "try again" not in expected.lower()
+    store = open_store(redis_url)
+    [spend_key] = [key async for key in store.scan_iter("glmbot:{quota:U0HUMAN1}:spend:*")]
+    status = await store.hgetall(spend_key)
+    await store.aclose()
+    assert status["replies"] == "1"
+    assert int(status["spent"]) == 100 * 780_000 + 3 * 2_340_000

@@ -18,11 +18,15 @@ CASES: list[tuple[str, str]] = [
     ("stray end<|end_of_box|>", "stray end"),
     ("<think>hmm, let me see</think>Hello", "Hello"),
     ("<think>hmm\n</think>\n\nHello", "Hello"),
-    ("Hi <think>aside</think>there", "Hi there"),
+    ("Hi <think>aside</think>there", "Hi <think>aside</think>there"),
     ("<think><|begin_of_box|>r<|end_of_box|></think>ok", "ok"),
     ("<think>< </thi </think>ok", "ok"),
     ("<think>never closed", ""),
-    ("Answer<think>trailing reasoning", "Answer"),
+    ("Answer<think>trailing reasoning", "Answer<think>trailing reasoning"),
+    (
+        "Use `<think>` tags like this: <think>x</think>. Done.",
+        "Use `<think>` tags like this: <think>x</think>. Done.",
+    ),
     ("a < b and c <| d", "a < b and c <| d"),
     ("x <", "x <"),
     ("ends with <|", "ends with <|"),
@@ -109,20 +113,28 @@ def test_think_block_across_many_chunks() -> None:
 
 def test_unterminated_think_dropped_at_finish() -> None:
     """A think block still open at the end of the stream is dropped, partial close tag included."""
-    assert _run(["Yes.", "<think>more thoughts", "</thi"])[0] == "Yes."
+    assert _run(["<think>more thoughts", "</thi"])[0] == ""
+
+
+def test_think_tag_after_visible_text_is_text() -> None:
+    """A literal <think> in the middle of an answer no longer swallows the rest of it."""
+    assert _run(["Yes.", "<think>more thoughts", "</thi"])[0] == "Yes.<think>more thoughts</thi"
+    assert _run(["Write ", "<thi", "nk> in your template, then the rest."])[0] == (
+        "Write <think> in your template, then the rest."
+    )
 
 
 def test_lone_close_tag_at_start_marks_reasoning() -> None:
     """Text before a lone </think> at the start of the answer is reasoning (pre-filled <think>)."""
     assert _run(["I should greet.</think>\n\nHello!"])[0] == "Hello!"
     assert _run(["\n", "</thi", "nk>", "\nHello!"])[0] == "Hello!"
-    # Only text not yet shown can be treated so: a filter cannot recall what already went out.
-    assert _run(["I should greet.", "</think>Hello!"])[0] == "I should greet.Hello!"
+    # Only text not yet shown can be treated so: once text went out, think tags are text.
+    assert _run(["I should greet.", "</think>Hello!"])[0] == "I should greet.</think>Hello!"
 
 
-def test_lone_close_tag_after_visible_text_only_removes_tag() -> None:
-    """Once visible text went out it cannot be recalled; a later lone </think> is just removed."""
-    assert _run(["Hello", " there</think> friend"])[0] == "Hello there friend"
+def test_lone_close_tag_after_visible_text_is_text() -> None:
+    """Once visible text went out, a later lone </think> is just text."""
+    assert _run(["Hello", " there</think> friend"])[0] == "Hello there</think> friend"
 
 
 def test_leading_whitespace_stripped_only_at_start() -> None:
