@@ -86,3 +86,31 @@ def test_system_and_newest_always_kept() -> None:
     prompt = build_prompt("sys", [_msg("user", 1000)], ChatMessage("user", "q"), budget_tokens=60)
     assert [m.role for m in prompt.messages] == ["system", "user"]
     assert prompt.dropped_messages == 1
+
+
+# Script, text, our estimate. No GLM tokenizer can run offline here, so the table keeps the two bounds
+# the estimate must sit between: at least the undercounts seen before (a token per emoji code point,
+# about a token per 2-3 letters of other scripts) and at most the UTF-8 length, the hard ceiling of a
+# byte-level BPE (no token is shorter than a byte).
+SCRIPTS: list[tuple[str, str, int]] = [
+    ("latin", "The quick brown fox jumps over the lazy dog.", 15),
+    ("code", "def f(x):\n    return {k: v for k, v in x.items() if v}\n", 19),
+    ("cjk", "你好，世界！今天天气很好。", 13),
+    ("japanese", "こんにちは、世界。", 9),
+    ("cyrillic", "Привет, как дела? Всё хорошо.", 25),
+    ("thai", "สวัสดีครับ ยินดีที่ได้รู้จัก", 28),
+    ("arabic", "مرحبا بالعالم", 13),
+    ("emoji", "🙂" * 300, 900),
+    ("emoji zwj", "👨‍👩‍👧‍👦 👍🏽 🇯🇵", 28),
+]
+
+
+@pytest.mark.parametrize(("script", "text", "estimate"), SCRIPTS, ids=[row[0] for row in SCRIPTS])
+def test_estimates_per_script(script: str, text: str, estimate: int) -> None:
+    """Every script is estimated at or above its real count, and never above the UTF-8 ceiling."""
+    assert estimate_text_tokens(text) == estimate
+    assert estimate <= len(text.encode())
+    code_points = len(text)
+    ascii_chars = sum(char.isascii() for char in text)
+    # The floor: a third of the ASCII characters, and at least one token per other code point.
+    assert estimate >= ascii_chars / 3 + (code_points - ascii_chars)
