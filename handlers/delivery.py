@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 import structlog
 from slack_sdk.web.async_client import AsyncWebClient
@@ -21,7 +22,9 @@ from bot.core.errors import StoreUnavailable
 from bot.metrics import Metrics
 from bot.work.journal import WorkJournal
 from bot.work.queue import WorkItem, WorkQueue
+from handlers.events import mentioned_users, slack_to_text
 from handlers.files import SlackFileFetcher
+from handlers.people import PeopleDirectory
 from handlers.reply.limits import SlackLimits
 from handlers.reply.pacing import EditPacer
 from handlers.reply.poster import SlackPoster
@@ -42,6 +45,7 @@ class SlackDelivery:
         limits: SlackLimits,
         metrics: Metrics,
         edit_interval: float,
+        people: PeopleDirectory | None = None,
     ) -> None:
         self._queue = queue
         self._conversation = conversation
@@ -50,6 +54,7 @@ class SlackDelivery:
         self._limits = limits
         self._metrics = metrics
         self._edit_interval = edit_interval
+        self._people = people or PeopleDirectory()
         self._background: set[asyncio.Task[None]] = set()
 
     async def take_on(self, message: IncomingMessage, event_id: str, engage: bool = False) -> None:
@@ -90,7 +95,7 @@ class SlackDelivery:
 
     async def deliver(self, item: WorkItem, state: dict[str, str]) -> None:
         """Answer one work item (the runner's callback); returns once the answer was delivered."""
-        message = item.message
+        message = await self._as_written(item.message)
         structlog.contextvars.bind_contextvars(
             team=message.thread.team,
             channel=message.thread.channel,
@@ -110,6 +115,12 @@ class SlackDelivery:
             await self._conversation.answer(message, sink, self._files, journal)
         finally:
             sink.close()
+
+    async def _as_written(self, message: IncomingMessage) -> IncomingMessage:
+        """``message`` with Slack's markup turned back into what the person wrote (names looked up)."""
+        users = mentioned_users(message.text)
+        names = await self._people.names(self._client, users) if users else {}
+        return replace(message, text=slack_to_text(message.text, names))
 
     def streamer(
         self, thread: ThreadKey, recorded: Sequence[str] = (), on_posted: OnPosted | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from bot.core.domain import Attachment, IncomingMessage, ThreadKey
@@ -66,3 +67,46 @@ def thread_of(event: dict[str, Any], team_id: str) -> ThreadKey | None:
     if not thread_ts or thread_ts == event.get("ts"):
         return None
     return ThreadKey(team=team_id, channel=str(event["channel"]), thread_ts=str(thread_ts))
+
+
+# Slack's markup in message text (https://api.slack.com/reference/surfaces/formatting#retrieving-messages):
+# <@U…|label>, <#C…|name>, <!here>, <!subteam^S…|@handle>, <!date^…|fallback>, <url|label>; and &, <, >
+# escaped as &amp;, &lt;, &gt;.
+_MARKUP = re.compile(r"<([^<>]*)>")
+_USER_ID = re.compile(r"@([UW][A-Z0-9]+)")
+_SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
+
+
+def mentioned_users(text: str) -> set[str]:
+    """The user ids mentioned in ``text`` (``<@U…>``), to look their names up."""
+    return {match[1] for match in re.finditer(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>", text)}
+
+
+def slack_to_text(text: str, names: Mapping[str, str]) -> str:
+    """What the person wrote, from Slack's markup: ``@Name``, ``#channel``, ``label (url)``, ``@here``,
+    dates as their fallback text, and ``&lt;`` ``&gt;`` ``&amp;`` unescaped last.
+
+    ``names`` maps user ids to display names (an id without one stays an id: ``@U0123ABCD``).
+    """
+    return _unescape(_MARKUP.sub(lambda match: _plain(match[1], names), text))
+
+
+def _plain(inner: str, names: Mapping[str, str]) -> str:
+    """One ``<…>`` of Slack markup as the person wrote it (its label, when it has one)."""
+    target, _, label = inner.partition("|")
+    if user := _USER_ID.fullmatch(target):
+        return f"@{names.get(user[1]) or label or user[1]}"
+    if target.startswith("#"):
+        return f"#{label or target[1:]}"
+    if target.startswith("!"):
+        command = target[1:].split("^", 1)[0]
+        if command in _SPECIAL:
+            return _SPECIAL[command]
+        return label or (f"@{command}" if command else "")  # subteam handles and dates carry a label
+    # Still escaped here: the whole text is unescaped once, at the end.
+    return f"{label} ({target})" if label and label != target else target
+
+
+def _unescape(text: str) -> str:
+    """Slack's three escapes, ``&amp;`` last so ``&amp;lt;`` stays ``&lt;``."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -44,3 +44,14 @@ async def test_echoed_file_name_cannot_ping(
     assert all(token not in text for text in payloads for token in CROWD)
     assert any("I couldn't use &lt;!channel&gt; urgent.pdf" in text for text in payloads)
     assert fake_model.requests == []
+
+
+async def test_model_reads_what_the_person_wrote(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
+    """Slack's escapes and markup reach the model (and the thread's memory) as the person wrote them."""
+    raw = "why is if (a &lt; b &amp;&amp; c &gt; d) wrong? ask <@U0OTHER1>, see <#C0DOCS|docs> and <https://a.io|this>"
+    await bot.send_event(mention(raw))
+    await fake_slack.wait_for(lambda: len(fake_model.requests) == 1)
+    question = fake_model.requests[0].messages[-1]["content"]
+    assert question == "why is if (a < b && c > d) wrong? ask @u0other1, see #docs and this (https://a.io)"

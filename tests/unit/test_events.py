@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from bot.core.domain import ThreadKey
-from handlers.events import incoming_message, is_person_message, mentions, strip_mention, thread_of
+from handlers.events import (
+    incoming_message,
+    is_person_message,
+    mentioned_users,
+    mentions,
+    slack_to_text,
+    strip_mention,
+    thread_of,
+)
 
 BOT = "UBOT0001"
 
@@ -70,3 +78,30 @@ def test_thread_parent_is_not_a_reply() -> None:
     """A thread's parent message (ts == thread_ts) and top-level messages have no thread."""
     assert thread_of({"ts": "1.5", "thread_ts": "1.5", "channel": "C1"}, "T1") is None
     assert thread_of({"ts": "1.5", "channel": "C1"}, "T1") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("if (a &lt; b &amp;&amp; c &gt; d)", "if (a < b && c > d)"),
+        ("&amp;lt; stays an entity", "&lt; stays an entity"),
+        ("ask <@U0OTHER1> and <@U0NONAME>", "ask @Alice and @U0NONAME"),
+        ("ask <@U0OTHER1|alice>", "ask @Alice"),
+        ("ask <@U0LABEL|bob>", "ask @bob"),
+        ("see <#C0123|general> and <#C0456>", "see #general and #C0456"),
+        ("<https://a.io/x?q=1&amp;r=2|the docs>", "the docs (https://a.io/x?q=1&r=2)"),
+        ("<https://a.io>", "https://a.io"),
+        ("<mailto:a@b.io|a@b.io>", "a@b.io (mailto:a@b.io)"),
+        ("<!here> <!channel> <!everyone>", "@here @channel @everyone"),
+        ("<!subteam^S0123|@oncall> please", "@oncall please"),
+        ("due <!date^1392734382^{date_short}|Feb 18, 2014>", "due Feb 18, 2014"),
+        ("plain text", "plain text"),
+    ],
+)
+def test_slack_markup_becomes_what_the_person_wrote(raw: str, expected: str) -> None:
+    """Slack's markup and escapes are turned back into what the person typed, before the model sees it."""
+    assert slack_to_text(raw, {"U0OTHER1": "Alice"}) == expected
+
+
+def test_mentioned_users() -> None:
+    assert mentioned_users("hi <@U1> <@W2|x> <#C3> <!here>") == {"U1", "W2"}
