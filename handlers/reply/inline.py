@@ -25,6 +25,7 @@ _ATOM = re.compile(
       (?P<esc>\\[\\`*_{}\[\]()\#+\-.!|~<>])
     | (?P<ticks>`+)(?P<code>.+?)(?<!`)(?P=ticks)(?!`)
     | (?P<token><[@#!][A-Za-z0-9^|@._-]+>)
+    | <(?P<slack_url>(?:https?|mailto|ftp):[^\s<>|]+)\|(?P<slack_label>[^<>]*)>
     | <(?P<auto>(?:https?|mailto|ftp):[^\s<>]+)>
     | !?\[(?P<label>(?:[^\[\]]|\[[^\[\]]*\])*)\]\((?P<url>(?:[^()\s]|\([^()\s]*\))+)(?:[ \t]+"[^"]*")?\)
     | (?P<bare>https?://[^\s<>]+)
@@ -72,6 +73,9 @@ def _atom(match: re.Match[str], mode: Mode, keep: Callable[[str], str]) -> str:
         # it echoes) must never ping a person or a crowd.
         token = match["token"]
         return keep(token if token.startswith("<#") else escape(token))
+    if match["slack_url"]:
+        # A link the model wrote in Slack's own form: keep it a link (its label rendered as text).
+        return keep(_link(match["slack_url"], inline(match["slack_label"], "cell"), mode))
     if match["auto"]:
         return keep(_link(match["auto"], "", mode))
     if match["bare"]:

@@ -356,3 +356,16 @@ def test_nothing_rendered_can_ping(markdown: str) -> None:
 def test_link_labels_never_hide_another_address(markdown: str, expected: str) -> None:
     """A label that is itself a different address is dropped: the link shows where it really goes."""
     assert to_mrkdwn(markdown) == expected
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("see <https://a.io/docs|the docs>", "see <https://a.io/docs|the docs>"),
+        ("<https://a.io/x?q=1&r=2|x & y>", "<https://a.io/x?q=1&amp;r=2|x &amp; y>"),
+        ("<mailto:a@b.io|mail me>", "<mailto:a@b.io|mail me>"),
+    ],
+)
+def test_slack_style_links_from_the_model_survive(markdown: str, expected: str) -> None:
+    """A model that writes Slack's own link form keeps a working link, not a mangled URL."""
+    assert to_mrkdwn(markdown) == expected
