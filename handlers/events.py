@@ -33,13 +33,47 @@ def incoming_message(event: dict[str, Any], team_id: str, bot_user_id: str) -> I
     thread = ThreadKey(
         team=team_id, channel=str(event["channel"]), thread_ts=str(event.get("thread_ts") or ts)
     )
+    comment = strip_mention(str(event.get("text") or ""), bot_user_id)
+    shared = [
+        item for item in event.get("attachments") or () if isinstance(item, dict) and item.get("is_share")
+    ]
+    files = attachments(event) + tuple(file for item in shared for file in attachments(item))
     return IncomingMessage(
         thread=thread,
         message_ts=ts,
         user_id=str(event.get("user", "")),
-        text=strip_mention(str(event.get("text") or ""), bot_user_id),
-        attachments=attachments(event),
+        text=with_shared(comment, shared),
+        attachments=files,
     )
+
+
+def _is_share(item: object) -> bool:
+    """A forwarded or shared message rides in ``attachments`` with ``is_share`` set."""
+    return isinstance(item, dict) and bool(item.get("is_share"))
+
+
+SHARED_WITHOUT_COMMENT = "(I'm sharing this message with you.)"
+
+
+def with_shared(comment: str, shared: list[dict[str, Any]]) -> str:
+    """The user's words followed by each forwarded or shared message as a quote naming its author.
+
+    A share with no comment of its own is asked about as "the user shared this".
+    """
+    if not shared:
+        return comment
+    quotes = [_quote(item) for item in shared]
+    return "\n\n".join([comment or SHARED_WITHOUT_COMMENT, *quotes])
+
+
+def _quote(item: dict[str, Any]) -> str:
+    """One shared message as a Markdown quote: who wrote it, then its text (Slack markup kept for later)."""
+    author = item.get("author_name") or item.get("author_subname")
+    if not author and item.get("author_id"):
+        author = f"<@{item['author_id']}>"
+    body = str(item.get("text") or item.get("fallback") or "").strip()
+    lines = [f"Shared message from {author}:" if author else "Shared message:", *body.split("\n")]
+    return "\n".join(f"> {line}" if line else ">" for line in lines)
 
 
 def attachments(event: dict[str, Any]) -> tuple[Attachment, ...]:

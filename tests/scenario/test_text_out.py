@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from handlers.events import SHARED_WITHOUT_COMMENT
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.slack_api import FakeSlack
 from tests.scenario.harness import BotUnderTest, mention, message
+from tests.scenario.test_images import png
 
 CROWD = ("<!channel>", "<!here>", "<!everyone>", "<!subteam^S0ONCALL|@oncall>")
 
@@ -55,3 +57,17 @@ async def test_model_reads_what_the_person_wrote(
     await fake_slack.wait_for(lambda: len(fake_model.requests) == 1)
     question = fake_model.requests[0].messages[-1]["content"]
     assert question == "why is if (a < b && c > d) wrong? ask @u0other1, see #docs and this (https://a.io)"
+
+
+async def test_forwarded_message_and_its_image_reach_the_model(
+    bot: BotUnderTest, fake_slack: FakeSlack, fake_model: FakeModel
+) -> None:
+    """A forward with no comment is asked about, with its text quoted and its image sent to the model."""
+    file = fake_slack.add_file("F10", png(64, 48), name="chart.png")
+    share = {"is_share": True, "author_name": "Bob", "text": "Q3 numbers &amp; trend", "files": [file]}
+    await bot.send_event(message("", channel="D0DM", channel_type="im", attachments=[share]))
+    await fake_slack.wait_for(lambda: len(fake_model.requests) == 1)
+    parts = fake_model.requests[0].messages[-1]["content"]
+    text = next(part["text"] for part in parts if part["type"] == "text")
+    assert text == f"{SHARED_WITHOUT_COMMENT}\n\n> Shared message from Bob:\n> Q3 numbers & trend"
+    assert any(part["type"] == "image_url" for part in parts)

@@ -8,6 +8,7 @@ import pytest
 
 from bot.core.domain import ThreadKey
 from handlers.events import (
+    SHARED_WITHOUT_COMMENT,
     incoming_message,
     is_person_message,
     mentioned_users,
@@ -105,3 +106,42 @@ def test_slack_markup_becomes_what_the_person_wrote(raw: str, expected: str) -> 
 
 def test_mentioned_users() -> None:
     assert mentioned_users("hi <@U1> <@W2|x> <#C3> <!here>") == {"U1", "W2"}
+
+
+def _forward(comment: str, **share: object) -> dict[str, object]:
+    return {
+        "type": "message",
+        "user": "U0HUMAN1",
+        "text": comment,
+        "ts": "10.1",
+        "channel": "C1",
+        "attachments": [{"is_share": True, "is_msg_unfurl": True, **share}],
+    }
+
+
+def test_forward_with_comment_quotes_the_shared_message() -> None:
+    """A forwarded message's text and author become a quote in the user's turn."""
+    event = _forward("what does this mean?", author_name="Bob", text="Deploy &lt;tonight&gt;\nat 9")
+    message = incoming_message(event, "T1", "UBOT")
+    expected = "what does this mean?\n\n> Shared message from Bob:\n> Deploy &lt;tonight&gt;\n> at 9"
+    assert message.text == expected
+
+
+def test_forward_without_comment_is_asked_about() -> None:
+    """A forward with no words of its own is answered as the user sharing it, not as an empty mention."""
+    message = incoming_message(_forward("", author_id="U0BOB", text="the numbers"), "T1", "UBOT")
+    assert message.text.startswith(SHARED_WITHOUT_COMMENT)
+    assert "> Shared message from <@U0BOB>:\n> the numbers" in message.text
+
+
+def test_forwarded_files_go_to_the_image_pipeline() -> None:
+    """Files inside a forwarded message are attachments of the turn, like the user's own."""
+    file = {
+        "id": "F1",
+        "name": "chart.png",
+        "mimetype": "image/png",
+        "size": 10,
+        "url_private": "https://x/y",
+    }
+    message = incoming_message(_forward("", text="see chart", files=[file]), "T1", "UBOT")
+    assert [a.file_id for a in message.attachments] == ["F1"]
