@@ -1,19 +1,28 @@
 """Split a long Markdown answer into pieces that each fit one Slack message.
 
 Pure text functions (no I/O; stdlib and ``fences`` only): ``take_chunk(markdown, limit)`` cuts
-at the best boundary, keeping code blocks fenced on both sides of a cut. Rendering the pieces is
+at the best boundary, keeping code blocks fenced on both sides of a cut, and never inside a link, a
+Slack token, a code span or a character as people see it (an emoji sequence, a flag, a letter with its
+accents). Rendering the pieces is
 ``mrkdwn``'s job.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from handlers.reply.fences import Line, classify
 
 __all__ = ["take_chunk"]
 
 _LEADING_BLANKS = re.compile(r"\A(?:[ \t]*\n)+")
+# On one line: a Markdown link or image, a <...> token or autolink, a code span. None is ever cut.
+_UNBREAKABLE = re.compile(r"!?\[[^\]\n]*\]\([^)\n]*\)|<[^<>\n]*>|(`+)[^`\n]+?\1")
+_ZWJ = "\u200d"
+_JOINED = frozenset({_ZWJ, "\ufe0e", "\ufe0f"})
+_EMOJI_MODIFIERS = ("\U0001f3fb", "\U0001f3ff")
+_TAGS = ("\U000e0020", "\U000e007f")
 
 
 def take_chunk(markdown: str, limit: int) -> tuple[str, str]:
@@ -77,6 +86,48 @@ def _line_at(lines: list[Line], index: int) -> Line:
 
 
 def _last_space(text: str, low: int, high: int) -> int:
-    """Index of the last space or tab in ``text[low:high + 1]``, else ``high``."""
-    found = max(text.rfind(" ", low, high + 1), text.rfind("\t", low, high + 1))
-    return found if found >= low else high
+    """Where to cut in ``text[low:high + 1]``: the last space or tab outside a link, a Slack token or a
+    code span; else the last place outside those that splits no character as people see it; else
+    ``high``."""
+    spans = _spans(text, low, high)
+    for index in range(high, low - 1, -1):
+        if text[index] in " \t" and not _inside(index, spans):
+            return index
+    for index in range(high, low, -1):
+        if not _inside(index, spans) and _grapheme_boundary(text, index):
+            return index
+    return high
+
+
+def _spans(text: str, low: int, high: int) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of each link, Slack token or code span that overlaps ``text[low:high + 1]``."""
+    start = text.rfind("\n", 0, low) + 1
+    end = text.find("\n", high)
+    line = text[start : end if end >= 0 else len(text)]
+    return [(start + m.start(), start + m.end()) for m in _UNBREAKABLE.finditer(line)]
+
+
+def _inside(index: int, spans: list[tuple[int, int]]) -> bool:
+    return any(start < index < end for start, end in spans)
+
+
+def _grapheme_boundary(text: str, index: int) -> bool:
+    """False when cutting before ``text[index]`` would split a character as people see it: a combining
+    mark, a zero-width joiner or what it joins, a variation selector or skin tone, the second half of a
+    flag (Unicode's grapheme cluster rules, approximated: https://unicode.org/reports/tr29/)."""
+    char, before = text[index], text[index - 1]
+    if unicodedata.combining(char) or char in _JOINED or before == _ZWJ:
+        return False
+    if _EMOJI_MODIFIERS[0] <= char <= _EMOJI_MODIFIERS[1] or _TAGS[0] <= char <= _TAGS[1]:
+        return False
+    if _is_regional(char) and _is_regional(before):
+        # Flags are pairs of regional indicators: cut only at an even count from the run's start.
+        run = 0
+        while index - run - 1 >= 0 and _is_regional(text[index - run - 1]):
+            run += 1
+        return run % 2 == 0
+    return True
+
+
+def _is_regional(char: str) -> bool:
+    return "\U0001f1e6" <= char <= "\U0001f1ff"

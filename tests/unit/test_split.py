@@ -119,3 +119,39 @@ def test_take_chunk_reassembles_content() -> None:
         chunks = _all_chunks(CHUNK_DOCUMENT, limit)
         assert _content("\n".join(chunks)) == _content(CHUNK_DOCUMENT), limit
         assert all(_fences_balanced(chunk) for chunk in chunks), limit
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "👨\u200d👩\u200d👧\u200d👦",  # a family: four people joined by ZWJ
+        "👍🏽",  # a thumbs-up with a skin tone
+        "🇯🇵",  # a flag: two regional indicators
+        "e\u0301",  # e + combining acute accent
+        "❤\ufe0f",  # a heart with its emoji variation selector
+    ],
+)
+def test_hard_cut_never_splits_a_character(unit: str) -> None:
+    """Text with no spaces is cut only between characters as people see them."""
+    markdown = unit * 200
+    for limit in range(7, 40):
+        head, rest = take_chunk(markdown, limit)
+        assert head + rest == markdown
+        assert len(head) % len(unit) == 0, (limit, head[-3:])
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        "[a label with several words](https://example.com/a/long/path)",
+        "<https://example.com/a/long/path|a label with words>",
+        "`code span with several words inside`",
+        "<@U0123ABCD>",
+    ],
+)
+def test_cut_never_lands_inside_a_link_mention_or_code_span(span: str) -> None:
+    """A space inside a link label, a Slack token or a code span is never a cut point."""
+    markdown = "word " * 10 + span + " tail" * 20
+    for limit in range(len("word " * 10) + 2, len("word " * 10) + len(span)):
+        head, rest = take_chunk(markdown, limit)
+        assert span in head or span in rest, (limit, head[-20:], rest[:20])
