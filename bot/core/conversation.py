@@ -197,6 +197,10 @@ class ConversationService:
         started: float,
         journal: ReplyJournal,
     ) -> None:
+        # Stored before the final edit, so a follow-up sent the moment the answer shows finds it; taken
+        # back below if the answer could not be delivered, so memory holds only what the user saw.
+        turn = [newest, ChatMessage("assistant", answer.text)]
+        await self._remember(thread, turn)
         # Shielded: a shutdown that lands during the final edit lets it land rather than leave a cursor.
         finishing = asyncio.ensure_future(
             sink.finish(answer.text, answer.notices + _warnings(collected.problems))
@@ -208,23 +212,27 @@ class ConversationService:
             if finishing.done() and not finishing.cancelled() and finishing.result():
                 await journal.record(delivered="1")  # the process that resumes this need not redo it
             raise
-        if delivered:
-            await journal.record(delivered="1")
         if not delivered:
             # The user never saw it: neither memory nor the ok count should say otherwise.
+            await self._retract(thread, turn)
             self._metrics.replies.labels("undelivered").inc()
             return
-        # Stored once delivered, so the thread's memory holds only what the user saw.
-        await self._remember(thread, newest, answer.text)
+        await journal.record(delivered="1")
         self._metrics.replies.labels("ok").inc()
         self._metrics.reply_seconds.observe(time.monotonic() - started)
 
-    async def _remember(self, thread: ThreadKey, question: ChatMessage, answer: str) -> None:
+    async def _remember(self, thread: ThreadKey, turn: list[ChatMessage]) -> None:
         try:
-            await self._history.append(thread, [question, ChatMessage("assistant", answer)])
+            await self._history.append(thread, turn)
         except StoreUnavailable as exc:
-            # The user already has the answer; losing this turn's memory is the lesser harm.
+            # The answer still goes to the user; losing this turn's memory is the lesser harm.
             log.error("history_append_failed", detail=str(exc))
+
+    async def _retract(self, thread: ThreadKey, turn: list[ChatMessage]) -> None:
+        try:
+            await self._history.retract(thread, turn)
+        except StoreUnavailable as exc:
+            log.error("history_retract_failed", detail=str(exc))
 
     def _words(self, error: GlmbotError) -> str:
         return user_message(error, self._config.quota_command)

@@ -96,6 +96,10 @@ class History(Protocol):
         """Add messages at the end, in one atomic step."""
         ...
 
+    async def retract(self, thread: ThreadKey, messages: Sequence[ChatMessage]) -> None:
+        """Take back messages just appended (the answer could not be delivered)."""
+        ...
+
     async def engage(self, thread: ThreadKey) -> None:
         """Mark the thread as one the bot talks in (asked there, even before any answer)."""
         ...

@@ -62,6 +62,15 @@ class HistoryStore:
         with store_errors("history append"):
             await self._append(keys=[history_key(thread)], args=[self._ttl_seconds, MAX_ENTRIES, *entries])
 
+    async def retract(self, thread: ThreadKey, messages: Sequence[ChatMessage]) -> None:
+        """Remove the newest copy of each of ``messages`` (a turn whose answer was not delivered)."""
+        entries = [json.dumps(_encode(m), ensure_ascii=False) for m in messages]
+        with store_errors("history retract"):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for entry in reversed(entries):
+                    pipe.lrem(history_key(thread), -1, entry)
+                await pipe.execute()
+
     async def engage(self, thread: ThreadKey) -> None:
         """Mark the thread as one the bot talks in, from its first question on (same TTL as history)."""
         with store_errors("history engage"):

@@ -113,3 +113,14 @@ async def test_dropped_connections_are_retried(client: redis.Redis, redis_server
     await store.append(THREAD, [ChatMessage("user", "before")])
     redis_server.client.client_kill_filter(_type="normal", skipme=True)
     assert [m.text for m in await store.load(THREAD)] == ["before"]
+
+
+async def test_retract_takes_back_the_newest_copy_of_a_turn(client: redis.Redis) -> None:
+    """A turn whose answer could not be delivered is taken back; an earlier identical turn stays."""
+    store = HistoryStore(client, ttl_seconds=60)
+    turn = [ChatMessage("user", "same question"), ChatMessage("assistant", "same answer")]
+    await store.append(THREAD, turn)
+    await store.append(THREAD, [ChatMessage("user", "other"), ChatMessage("assistant", "reply")])
+    await store.append(THREAD, turn)
+    await store.retract(THREAD, turn)
+    assert [m.text for m in await store.load(THREAD)] == ["same question", "same answer", "other", "reply"]

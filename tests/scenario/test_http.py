@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -63,10 +64,16 @@ async def test_healthz_and_metrics(bot: BotUnderTest, fake_slack: FakeSlack, fak
     await fake_slack.wait_for(
         lambda: any(m.text == "Hello from the fake model." for m in fake_slack.messages.values())
     )
-    metrics = await bot.http.get(f"{bot.url}/metrics")
+    # The reply is counted once delivered and remembered, a moment after its final edit.
+    ok_line = 'glmbot_replies_total{outcome="ok"} 1.0'
+    for _ in range(100):
+        metrics = await bot.http.get(f"{bot.url}/metrics")
+        if ok_line in metrics.text:
+            break
+        await asyncio.sleep(0.05)
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
-    assert 'glmbot_replies_total{outcome="ok"} 1.0' in metrics.text
+    assert ok_line in metrics.text
 
 
 async def test_healthz_503_when_store_down(monkeypatch, fake_slack: FakeSlack, fake_model: FakeModel) -> None:
