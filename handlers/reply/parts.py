@@ -13,7 +13,7 @@ from handlers.reply.inline import escape
 from handlers.reply.mrkdwn import to_mrkdwn
 from handlers.reply.split import take_chunk
 
-__all__ = ["MARKDOWN_LIMIT", "RENDERED_LIMIT", "consumed", "cut", "fits"]
+__all__ = ["MARKDOWN_LIMIT", "RENDERED_LIMIT", "consumed", "cut"]
 
 MARKDOWN_LIMIT = 3500
 """Markdown characters per message at most: keeps each part readable and leaves room for rendering."""
@@ -44,11 +44,6 @@ def cut(markdown: str, scale: float = 1.0) -> tuple[str, str] | None:
             # Even a small piece renders too long (a very wide table): send it as plain text.
             return escape(head)[:rendered_limit], rest
         limit = max(MIN_LIMIT, limit // 2)
-
-
-def fits(markdown: str, scale: float = 1.0) -> bool:
-    """True when ``markdown`` goes in one message."""
-    return cut(markdown, scale) is None
 
 
 def consumed(remainder: str, rest: str) -> tuple[int, str]:
