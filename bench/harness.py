@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.options import CHARS_PER_TOKEN, Options, RunSpec
 from bench.process import Replica, bot_environment, replica
-from handlers.reply.mrkdwn import to_mrkdwn
+from handlers.reply.parts import render_one
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.redis_server import RedisServer
@@ -34,7 +34,7 @@ class RunEnv:
     model: FakeModel
     redis: RedisServer
     replicas: list[Replica]
-    expected_text: str  # each reply's final Slack text: to_mrkdwn(answer)
+    expected_text: str  # each reply's final Slack fallback text: render_one(answer).text
 
 
 def make_answer(chars: int) -> str:
@@ -79,4 +79,12 @@ async def started_run(
         )
         env = bot_environment(slack, model, redis, options)
         replicas = [await stack.enter_async_context(replica(i, env, workdir)) for i in range(spec.replicas)]
-        yield RunEnv(options, spec, run_no, slack, model, redis, replicas, to_mrkdwn(answer))
+        yield RunEnv(options, spec, run_no, slack, model, redis, replicas, _final_text(answer))
+
+
+def _final_text(answer: str) -> str:
+    """The fallback ``text`` of the one message ``answer`` is delivered in."""
+    message = render_one(answer)
+    if message is None:
+        raise ValueError("the benchmark's answer must fit one Slack message")
+    return message.text

@@ -13,7 +13,7 @@ from bot.billing.commands import UsageError, parse_quota_command
 from bot.billing.ledger import QuotaLedger
 from bot.core.errors import StoreUnavailable
 from bot.core.messages import user_message
-from handlers.reply.inline import escape
+from handlers.reply.render import escape
 from handlers.services import Services
 
 QUOTA_COMMAND = "/glm-quota"

@@ -1,1 +1,1 @@
-"""Delivering an answer into Slack: mrkdwn, splitting, edit pacing, the edit budget, the streamer."""
+"""Delivering an answer into Slack: blocks, defusing, splitting, edit pacing and budget, the streamer."""

@@ -1,6 +1,6 @@
 """Fenced code blocks in a Markdown source: which lines open, hold and close them.
 
-Pure text functions (stdlib only, no I/O), shared by rendering (``mrkdwn``) and splitting
+Pure text functions (stdlib only, no I/O), shared by rendering (``render``) and splitting
 (``split``). A fence is ``` or ~~~ (three or more), at any indentation, with an optional info
 string; a backtick fence's info string may not contain a backtick. A block closes at a line holding only
 the same fence character, at least as many times. Indented code is not recognised.

@@ -21,6 +21,7 @@ from bot.core.errors import DeliveryFailed
 from bot.metrics import Metrics
 from handlers.errors import SlackRateLimited, SlackRefused, slack_errors
 from handlers.reply.limits import SlackLimits
+from handlers.reply.render import SlackMessage
 
 log = structlog.get_logger(__name__)
 
@@ -63,13 +64,13 @@ class SlackPoster:
         """Take an edit slot now for this reply's final edit; False when the workspace has none free."""
         return await self._limits.update_slot(self._team, spare=0, max_wait=0) is not None
 
-    async def post(self, text: str) -> str:
-        """Post ``text`` in the thread; its ``ts``. Raises SlackRefused (for good) or DeliveryFailed."""
+    async def post(self, message: SlackMessage) -> str:
+        """Post ``message`` in the thread; its ``ts``. Raises SlackRefused (for good) or DeliveryFailed."""
 
         async def call() -> Any:
             await self._sleep(await self._limits.post_slot(self._team, self._channel))
             return await self._client.chat_postMessage(
-                channel=self._channel, thread_ts=self._thread_ts, text=text
+                channel=self._channel, thread_ts=self._thread_ts, **_content(message, posting=True)
             )
 
         response = await self._must("chat.postMessage", call)
@@ -78,8 +79,8 @@ class SlackPoster:
             raise DeliveryFailed("chat.postMessage answered without a ts")
         return str(ts)
 
-    async def update(self, ts: str, text: str, slot_taken: bool = False) -> None:
-        """Replace message ``ts`` with ``text``; ``slot_taken`` when its edit slot was reserved earlier."""
+    async def update(self, ts: str, message: SlackMessage, slot_taken: bool = False) -> None:
+        """Replace message ``ts`` with ``message``; ``slot_taken`` when its edit slot was reserved earlier."""
         taken = slot_taken
 
         async def call() -> Any:
@@ -89,11 +90,13 @@ class SlackPoster:
             else:
                 await self._sleep(await self._limits.update_slot(self._team) or 0.0)
             taken = False  # a retry after a failure needs a slot of its own
-            return await self._client.chat_update(channel=self._channel, ts=ts, text=text)
+            return await self._client.chat_update(
+                channel=self._channel, ts=ts, **_content(message, posting=False)
+            )
 
         await self._must("chat.update", call)
 
-    async def interim(self, ts: str, text: str, first: bool) -> bool:
+    async def interim(self, ts: str, message: SlackMessage, first: bool) -> bool:
         """Try one interim edit within the budget; False when it was held back or failed.
 
         Raises SlackRefused when Slack refuses it for good (the message is gone, say).
@@ -104,7 +107,9 @@ class SlackPoster:
             return False
         try:
             with slack_errors("chat.update"):
-                await self._client.chat_update(channel=self._channel, ts=ts, text=text)
+                await self._client.chat_update(
+                    channel=self._channel, ts=ts, **_content(message, posting=False)
+                )
         except SlackRateLimited as limited:
             self._count("chat.update", "rate_limited")
             await self._limits.pause_updates(self._team, limited.retry_after)
@@ -171,3 +176,14 @@ class SlackPoster:
 
     def _count(self, method: str, result: str) -> None:
         self._metrics.slack_calls.labels(method, result).inc()
+
+
+def _content(message: SlackMessage, posting: bool) -> dict[str, Any]:
+    """The ``text`` and ``blocks`` arguments of chat.postMessage / chat.update.
+
+    An edit always sends ``blocks``: an empty list removes the blocks an earlier version had, while
+    leaving it out would keep them (https://docs.slack.dev/reference/methods/chat.update).
+    """
+    if message.blocks or not posting:
+        return {"text": message.text, "blocks": list(message.blocks)}
+    return {"text": message.text}

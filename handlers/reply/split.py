@@ -4,7 +4,7 @@ Pure text functions (no I/O; stdlib and ``fences`` only): ``take_chunk(markdown,
 at the best boundary, keeping code blocks fenced on both sides of a cut, and never inside a link, a
 Slack token, a code span or a character as people see it (an emoji sequence, a flag, a letter with its
 accents). Rendering the pieces is
-``mrkdwn``'s job.
+``render``'s job.
 """
 
 from __future__ import annotations

@@ -30,10 +30,10 @@ from bot.core.errors import DeliveryFailed
 from bot.core.messages import with_notices
 from bot.metrics import Metrics
 from handlers.errors import SlackRefused
-from handlers.reply.mrkdwn import render_partial, to_mrkdwn
 from handlers.reply.pacing import EditPacer
-from handlers.reply.parts import consumed, cut
+from handlers.reply.parts import consumed, cut, render_one
 from handlers.reply.poster import SlackPoster
+from handlers.reply.render import SlackMessage, plain_message, render_partial, verbatim, with_note
 
 log = structlog.get_logger(__name__)
 
@@ -41,8 +41,8 @@ PLACEHOLDER = ":hourglass_flowing_sand: Thinking…"
 TYPING_CURSOR = " ▍"
 MAX_MESSAGES = 20
 """Messages one reply may take; a longer answer is cut with a note (a runaway model is not a flood)."""
-CUT_NOTE = "\n\n_(The rest of this answer was too long for Slack.)_"
-TOO_LONG = frozenset({"msg_too_long", "invalid_blocks"})
+CUT_NOTE = "_(The rest of this answer was too long for Slack.)_"
+TOO_LONG = frozenset({"msg_too_long", "msg_blocks_too_long", "invalid_blocks"})
 MIN_SCALE = 0.1
 NOT_EDITABLE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 OnPosted = Callable[[list[str]], Awaitable[None]]
@@ -76,7 +76,8 @@ class SlackReplyStreamer:
         self._interim_shown = False
         self._committed = 0  # Markdown characters already in earlier messages
         self._carry = ""  # a reopened code fence that the next message starts with
-        self._last_sent: dict[int, str] = {}
+        self._last_sent: dict[int, SlackMessage] = {}
+        self._last_partial: dict[int, str] = {}  # the Markdown each message's last interim edit showed
         self._scale = 1.0
         self._budget_retry_at = float("-inf")
 
@@ -84,8 +85,9 @@ class SlackReplyStreamer:
         if not self._messages and await self._poster.reserve_final_edit():
             self._edit_slot_taken = True
             self.mode = "edit"
-            await self._add_message(await self._poster.post(PLACEHOLDER))
-            self._last_sent[0] = PLACEHOLDER
+            placeholder = plain_message(PLACEHOLDER)
+            await self._add_message(await self._poster.post(placeholder))
+            self._last_sent[0] = placeholder
         if self.mode == "edit":
             self._editor = asyncio.create_task(self._edit_loop())
 
@@ -141,15 +143,18 @@ class SlackReplyStreamer:
 
     async def _interim_tail(self, remainder: str) -> None:
         """Show the text so far in the current message, if the budget allows (else try again later)."""
-        body = render_partial(remainder) + TYPING_CURSOR
         ts = self._current()
+        if ts is not None and self._last_partial.get(self._index) == remainder:
+            return
+        shown = render_partial(remainder, TYPING_CURSOR)
+        body = shown[0] if shown else plain_message(TYPING_CURSOR.strip())
         if ts is None:
             await self._put(body)  # a continuation: it must appear, and it carries the text so far
-            return
-        if self._last_sent.get(self._index) == body:
+            self._last_partial[self._index] = remainder
             return
         if await self._poster.interim(ts, body, first=not self._interim_shown):
             self._last_sent[self._index] = body
+            self._last_partial[self._index] = remainder
             self._interim_shown = True
             self._pacer.edited(self._clock())
             return
@@ -191,11 +196,11 @@ class SlackReplyStreamer:
     async def _write(self, text: str, final: bool) -> None:
         """Write ``text`` into this reply's messages: full ones are closed, the rest goes in the current."""
         remainder = self._carry + text[self._committed :]
-        while (part := cut(remainder, self._scale)) is not None:
+        while (part := cut(remainder, self._scale, exact=final)) is not None:
             head, rest = part
             if self._index + 1 >= MAX_MESSAGES:
                 if final:
-                    await self._put(head + CUT_NOTE)
+                    await self._put(with_note(head, CUT_NOTE))
                 return
             await self._put(head)
             used, carry = consumed(remainder, rest)
@@ -206,11 +211,11 @@ class SlackReplyStreamer:
         if not remainder.strip():
             return  # the text ends exactly at a cut: the last message already holds all of it
         if final:
-            await self._put(to_mrkdwn(remainder))
+            await self._put(render_one(remainder) or verbatim(remainder, len(remainder) + 8))
         else:
             await self._interim_tail(remainder)
 
-    async def _put(self, body: str) -> None:
+    async def _put(self, body: SlackMessage) -> None:
         """Show ``body`` in the current message: edit it, or post it when it does not exist yet."""
         ts = self._current()
         if ts is None:

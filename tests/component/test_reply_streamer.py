@@ -15,13 +15,13 @@ from bot.core.errors import DeliveryFailed
 from bot.metrics import Metrics
 from bot.store.connection import open_store
 from handlers.reply.limits import SlackLimits
-from handlers.reply.mrkdwn import to_mrkdwn
 from handlers.reply.pacing import EditPacer
-from handlers.reply.parts import MARKDOWN_LIMIT, RENDERED_LIMIT
+from handlers.reply.parts import MARKDOWN_LIMIT, SIZE_LIMIT
 from handlers.reply.poster import SlackPoster
 from handlers.reply.streamer import MAX_MESSAGES, TYPING_CURSOR, SlackReplyStreamer
 from tests.fakes.constants import BOT_TOKEN
 from tests.fakes.slack_api import FakeSlack
+from tests.rendered import slack_text
 
 _teams = itertools.count(1)
 
@@ -84,8 +84,8 @@ async def test_edits_coalesce_to_latest_text(fake_slack: FakeSlack, store: redis
     assert await streamer.finish("word " * 200)
     updates = fake_slack.calls_to("chat.update")
     assert len(updates) <= 4
-    assert updates[-1].body["text"] == to_mrkdwn("word " * 200)
-    assert all(TYPING_CURSOR in u.body["text"] for u in updates[:-1])
+    assert updates[-1].body["text"] == slack_text("word " * 200)
+    assert all(TYPING_CURSOR in u.shown for u in updates[:-1])
 
 
 async def test_code_block_split_keeps_fences_balanced(fake_slack: FakeSlack, store: redis.Redis) -> None:
@@ -98,27 +98,53 @@ async def test_code_block_split_keeps_fences_balanced(fake_slack: FakeSlack, sto
     parts = _texts(fake_slack)
     assert len(parts) >= 3
     for part in parts:
-        assert len(part) <= RENDERED_LIMIT
+        assert len(part) <= SIZE_LIMIT
         assert part.count("```") % 2 == 0, part[:80]
     joined = "\n".join(parts)
     assert all(f"print({i})  # line {i}" in joined for i in range(400))
     assert parts[-1].rstrip().endswith("Done.")
 
 
-async def test_split_by_rendered_length(fake_slack: FakeSlack, store: redis.Redis) -> None:
-    """A table that renders far longer than its Markdown is cut so every message stays under the limit."""
-    rows = ["| name | note |", "|---|---|", f"| {'x' * 2000} | wide |"]
-    rows += [f"| row{i} | y |" for i in range(80)]
-    table = "\n".join(rows)
-    assert len(table) < MARKDOWN_LIMIT
-    assert len(to_mrkdwn(table)) > 40_000
+async def test_table_stands_alone_in_its_message(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """Text, a table and more text go out as three messages: a native table block alone in the middle."""
+    table = "| name | score |\n|---|---:|\n| Ann | 3 |\n| Bo | 12 |"
     streamer = _streamer(fake_slack, store)
     await streamer.start()
-    assert await streamer.finish(table)
-    parts = _texts(fake_slack)
-    assert all(len(part) <= RENDERED_LIMIT for part in parts)
-    joined = "\n".join(parts)
-    assert all(f"row{i}" in joined for i in range(80))
+    assert await streamer.finish(f"Scores so far:\n\n{table}\n\nBo leads.")
+    messages = fake_slack.messages_in("C1", "1.0")
+    assert [[block["type"] for block in m.blocks] for m in messages] == [
+        ["markdown"],
+        ["table"],
+        ["markdown"],
+    ]
+    assert [m.shown for m in messages] == ["Scores so far:", "name | score\nAnn | 3\nBo | 12", "Bo leads."]
+    assert messages[1].text == "name | score\nAnn | 3\nBo | 12"  # what a notification shows
+
+
+async def test_long_table_is_cut_with_its_header_repeated(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """A table longer than a table block may be (100 rows) continues in tables that repeat its header."""
+    rows = ["| n | square |", "|---|---|"] + [f"| {i} | {i * i} |" for i in range(250)]
+    streamer = _streamer(fake_slack, store)
+    await streamer.start()
+    assert await streamer.finish("\n".join(rows))
+    tables = [m.blocks[0]["rows"] for m in fake_slack.messages_in("C1", "1.0")]
+    assert [len(table) for table in tables] == [100, 100, 53]
+    assert all("n | square" in m.shown.split("\n")[0] for m in fake_slack.messages_in("C1", "1.0"))
+    shown = "\n".join(m.shown for m in fake_slack.messages_in("C1", "1.0"))
+    assert all(f"{i} | {i * i}" in shown for i in range(250))
+
+
+async def test_wide_table_is_shown_as_code(fake_slack: FakeSlack, store: redis.Redis) -> None:
+    """A table wider than a table block may be (20 columns) is shown whole as a code block."""
+    header = "|" + "|".join(f"c{i}" for i in range(25)) + "|"
+    answer = "\n".join([header, "|" + "---|" * 25, "|" + "|".join(str(i) for i in range(25)) + "|"])
+    streamer = _streamer(fake_slack, store)
+    await streamer.start()
+    assert await streamer.finish(answer)
+    [message] = fake_slack.messages_in("C1", "1.0")
+    assert message.blocks[0]["elements"][0]["type"] == "rich_text_preformatted"
+    assert message.shown.startswith("c0 | c1 | c2")
+    assert message.shown.endswith("23 | 24")
 
 
 async def test_notices_are_dressed_for_slack(fake_slack: FakeSlack, store: redis.Redis) -> None:
@@ -128,7 +154,7 @@ async def test_notices_are_dressed_for_slack(fake_slack: FakeSlack, store: redis
     notices = [Notice("note", "(cut off)"), Notice("warning", "I couldn't use a.pdf: not an image.")]
     await streamer.finish("Answer", notices)
     assert _texts(fake_slack) == [
-        to_mrkdwn("Answer\n\n_(cut off)_\n\n:warning: I couldn't use a.pdf: not an image.")
+        slack_text("Answer\n\n_(cut off)_\n\n:warning: I couldn't use a.pdf: not an image.")
     ]
 
 

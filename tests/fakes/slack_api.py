@@ -25,6 +25,7 @@ from aiohttp import web
 
 from tests.fakes.constants import APP_ID, BOT_ID, BOT_TOKEN, BOT_USER_ID, TEAM_ID
 from tests.fakes.loopback import LoopbackServer, poll_until
+from tests.fakes.slack_blocks import blocks_error, shown
 from tests.fakes.socket_mode import APP_TOKEN, SOCKET_PATH, SocketModeHub
 
 __all__ = [
@@ -51,10 +52,15 @@ class SlackCall:
     body: dict[str, Any]
     at: float
 
+    @property
+    def shown(self) -> str:
+        """What a message posted or edited by this call shows (its blocks' text, else its ``text``)."""
+        return shown(str(self.body.get("text") or ""), self.body.get("blocks"))
+
 
 @dataclass
 class FakeMessage:
-    """A message the bot posted, with every text it has had (``history[0]`` is the posted text)."""
+    """A message the bot posted, with everything it has shown (``history[0]``: as posted; see ``shown``)."""
 
     ts: str
     channel: str
@@ -66,6 +72,11 @@ class FakeMessage:
     deleted: bool = False
     posted_at: float = 0.0
     updated_at: float = 0.0
+
+    @property
+    def shown(self) -> str:
+        """What a person reads now: the blocks' text when the message has blocks, else ``text``."""
+        return shown(self.text, self.blocks)
 
 
 @dataclass(frozen=True)
@@ -555,6 +566,8 @@ class FakeSlack(LoopbackServer):
         text = str(params.get("text") or "")
         if not text and not params.get("blocks") and not params.get("attachments"):
             return {"ok": False, "error": "no_text"}
+        if (error := blocks_error(params.get("blocks"))) is not None:
+            return {"ok": False, "error": error}
         ts = self._next_ts()
         thread_ts = params.get("thread_ts") or None
         now = time.monotonic()
@@ -563,7 +576,7 @@ class FakeSlack(LoopbackServer):
             channel=str(channel),
             thread_ts=str(thread_ts) if thread_ts else None,
             text=text,
-            history=[text],
+            history=[shown(text, params.get("blocks"))],
             blocks=params.get("blocks"),
             posted_at=now,
             updated_at=now,
@@ -576,11 +589,13 @@ class FakeSlack(LoopbackServer):
         msg = self.messages.get(ts)
         if msg is None or msg.deleted or msg.channel != params.get("channel"):
             return {"ok": False, "error": "message_not_found"}
+        if (error := blocks_error(params.get("blocks"))) is not None:
+            return {"ok": False, "error": error}
         if "text" in params and params["text"] is not None:
             msg.text = str(params["text"])
         if "blocks" in params:
             msg.blocks = params["blocks"]
-        msg.history.append(msg.text)
+        msg.history.append(msg.shown)
         msg.updated_at = time.monotonic()
         return {
             "ok": True,

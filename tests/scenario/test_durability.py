@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from bot.store.connection import open_store
-from handlers.reply.mrkdwn import to_mrkdwn
 from handlers.reply.streamer import TYPING_CURSOR
 from tests.fakes.bot_env import fake_backed_settings
 from tests.fakes.bot_process import free_port, start_bot, stop_bot, wait_healthy
@@ -21,6 +20,7 @@ from tests.fakes.constants import SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.signing import event_body, signed_headers
 from tests.fakes.slack_api import FakeSlack
+from tests.rendered import slack_text
 from tests.scenario.harness import mention
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ async def test_killed_reply_is_resumed_on_the_same_placeholder(
         first, url = await _start(env, http)
         await _send(http, url, event, "EvKill1")
         await fake_slack.wait_for(
-            lambda: any(TYPING_CURSOR in m.text and len(m.text) > 20 for m in fake_slack.messages.values()),
+            lambda: any(TYPING_CURSOR in m.shown and len(m.text) > 20 for m in fake_slack.messages.values()),
             timeout=20,
         )
         first.kill()
@@ -73,7 +73,7 @@ async def test_killed_reply_is_resumed_on_the_same_placeholder(
             await fake_slack.wait_for(
                 lambda: (
                     [m.text for m in fake_slack.messages_in("C0TEST", event["ts"])]
-                    == [to_mrkdwn(FULL_ANSWER)]
+                    == [slack_text(FULL_ANSWER)]
                 ),
                 timeout=30,
             )

@@ -7,10 +7,10 @@ import pytest
 from bot.core.errors import ModelDeclined, ModelStreamFailed, ModelUnavailable, StoreUnavailable
 from bot.core.messages import user_message
 from bot.store.connection import open_store
-from handlers.reply.mrkdwn import to_mrkdwn
 from handlers.reply.streamer import PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.slack_api import FakeSlack
+from tests.rendered import slack_text
 from tests.scenario.harness import BotUnderTest, bot_environment, mention, message, running_bot
 
 
@@ -24,7 +24,7 @@ async def test_model_down_gives_clear_message(
     """A model that keeps answering 503 ends in a short message in place of the placeholder."""
     fake_model.script(*[Reply(status=503)] * 4)
     await bot.send_event(mention("anyone there?"))
-    expected = to_mrkdwn(f":warning: {user_message(ModelUnavailable())}")
+    expected = slack_text(f":warning: {user_message(ModelUnavailable())}")
     await fake_slack.wait_for(lambda: _final_texts(fake_slack) == [expected])
     assert len(fake_model.requests) == 4
 
@@ -73,7 +73,7 @@ async def test_store_down_tells_user(monkeypatch, fake_slack: FakeSlack, fake_mo
     bot_environment(monkeypatch, fake_slack, fake_model, "redis://127.0.0.1:9/0")
     async with running_bot() as bot:
         await bot.send_event(message("hello?", channel="D0DM", channel_type="im"))
-        expected = to_mrkdwn(f":warning: {user_message(StoreUnavailable())}")
+        expected = slack_text(f":warning: {user_message(StoreUnavailable())}")
         await fake_slack.wait_for(lambda: _final_texts(fake_slack) == [expected])
     assert fake_model.requests == []
 
@@ -85,7 +85,7 @@ async def test_content_filter_stop_says_declined_and_charges(
     """A content-filter stop says the model declined (no "try again"), keeps what streamed, and is charged."""
     fake_model.script(Reply(text="Part of it", finish_reason=reason, prompt_tokens=100, completion_tokens=3))
     await bot.send_event(message("something touchy", channel="D0DM", channel_type="im"))
-    expected = to_mrkdwn(f"Part of it\n\n:warning: {user_message(ModelDeclined())}")
+    expected = slack_text(f"Part of it\n\n:warning: {user_message(ModelDeclined())}")
     await fake_slack.wait_for(lambda: _final_texts(fake_slack) == [expected])
     assert "try again" not in expected.lower()
     store = open_store(redis_url)

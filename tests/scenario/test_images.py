@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from handlers.reply.mrkdwn import to_mrkdwn
 from handlers.reply.streamer import PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel
 from tests.fakes.slack_api import FakeSlack
+from tests.rendered import slack_text
 from tests.scenario.harness import BotUnderTest, bot_environment, mention, message, running_bot
 
 
@@ -50,7 +50,7 @@ def finished(slack: FakeSlack) -> list[str]:
     return [
         m.text
         for m in slack.messages.values()
-        if m.text != PLACEHOLDER and not m.text.endswith(TYPING_CURSOR)
+        if m.text != PLACEHOLDER and not m.shown.endswith(TYPING_CURSOR)
     ]
 
 
@@ -134,7 +134,7 @@ async def test_bad_file_is_named_and_text_still_answered(
     await bot.send_event(mention("please answer anyway", files=[file]))
     await fake_slack.wait_for(lambda: len(finished(fake_slack)) == 1)
     [text] = finished(fake_slack)
-    assert text.startswith(to_mrkdwn("Hello from the fake model."))
+    assert text.startswith(slack_text("Hello from the fake model."))
     assert f"I couldn't use {name}: " in text
     assert reason in text
     assert text_part(fake_model.requests[0].messages) == "please answer anyway"

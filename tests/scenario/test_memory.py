@@ -86,7 +86,7 @@ async def test_history_survives_restart(
 
 
 def _answered(slack: FakeSlack, thread_ts: str, needle: str) -> bool:
-    return any(needle in m.text and not m.text.endswith("▍") for m in slack.messages_in("C0TEST", thread_ts))
+    return any(needle in m.text and not m.shown.endswith("▍") for m in slack.messages_in("C0TEST", thread_ts))
 
 
 def _answers_done(slack: FakeSlack, thread_ts: str) -> int:

@@ -23,7 +23,7 @@ def finished(slack: FakeSlack) -> list[str]:
     return [
         m.text
         for m in slack.messages.values()
-        if m.text != PLACEHOLDER and not m.text.endswith(TYPING_CURSOR)
+        if m.text != PLACEHOLDER and not m.shown.endswith(TYPING_CURSOR)
     ]
 
 

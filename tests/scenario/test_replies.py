@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 import time
 
-from handlers.reply.mrkdwn import to_mrkdwn
-from handlers.reply.parts import MARKDOWN_LIMIT, RENDERED_LIMIT
+from handlers.reply.parts import MARKDOWN_LIMIT, SIZE_LIMIT
 from handlers.reply.streamer import PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.slack_api import FakeSlack
+from tests.rendered import slack_text
 from tests.scenario.harness import BotUnderTest, mention, message
 
 ANSWER = "Here is **the answer**, streamed in small pieces so that several edits happen on the way."
@@ -22,7 +22,7 @@ async def test_mention_streams_into_its_thread(
     fake_model.script(Reply(text=ANSWER, chunk_chars=6, delay=0.03))
     event = mention("what is up?")
     await bot.send_event(event)
-    await fake_slack.wait_for(lambda: any(m.text == to_mrkdwn(ANSWER) for m in fake_slack.messages.values()))
+    await fake_slack.wait_for(lambda: any(m.text == slack_text(ANSWER) for m in fake_slack.messages.values()))
 
     posts = fake_slack.calls_to("chat.postMessage")
     assert len(posts) == 1
@@ -31,8 +31,8 @@ async def test_mention_streams_into_its_thread(
     updates = fake_slack.calls_to("chat.update")
     assert len(updates) >= 2, "the answer should appear in several edits"
     assert all(u.body["ts"] == fake_slack.messages_in("C0TEST", event["ts"])[0].ts for u in updates)
-    assert updates[0].body["text"].endswith(TYPING_CURSOR)
-    assert updates[-1].body["text"] == to_mrkdwn(ANSWER)
+    assert updates[0].shown.endswith(TYPING_CURSOR)
+    assert updates[-1].body["text"] == slack_text(ANSWER)
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(updates)]
     assert min(gaps) >= 0.2 * 0.9, f"edits closer than STREAM_EDIT_INTERVAL: {gaps}"
     assert fake_model.requests[0].messages[-1] == {"role": "user", "content": "what is up?"}
@@ -45,7 +45,7 @@ async def test_dm_is_answered_in_the_dm(
     event = message("hello there", channel="D0DM", channel_type="im")
     await bot.send_event(event)
     await fake_slack.wait_for(
-        lambda: any(m.text == to_mrkdwn("Hello from the fake model.") for m in fake_slack.messages.values())
+        lambda: any(m.text == slack_text("Hello from the fake model.") for m in fake_slack.messages.values())
     )
     [reply] = fake_slack.messages_in("D0DM", event["ts"])
     assert reply.channel == "D0DM"
@@ -96,7 +96,7 @@ async def test_long_answer_continues_in_new_messages(
     parts = fake_slack.messages_in("C0TEST", event["ts"])
     assert len(parts) >= len(answer) // MARKDOWN_LIMIT
     for part in parts:
-        assert len(part.text) <= RENDERED_LIMIT
+        assert len(part.text) <= SIZE_LIMIT
         assert part.text.startswith("Paragraph")
         assert part.text.rstrip().endswith("word")
     assert [p.strip() for part in parts for p in part.text.split("\n\n")] == [p.strip() for p in paragraphs]
@@ -106,13 +106,13 @@ def _finished(slack: FakeSlack, replies: int) -> bool:
     done = [
         m
         for m in slack.messages.values()
-        if m.text not in (PLACEHOLDER,) and not m.text.endswith(TYPING_CURSOR)
+        if m.text not in (PLACEHOLDER,) and not m.shown.endswith(TYPING_CURSOR)
     ]
     return len(done) >= replies
 
 
 def _thread_text(slack: FakeSlack, thread_ts: str) -> str:
-    return "\n\n".join(m.text for m in slack.messages_in("C0TEST", thread_ts))
+    return "\n\n".join(m.shown for m in slack.messages_in("C0TEST", thread_ts))
 
 
 async def test_workspace_edit_budget_limits_interim_edits(
@@ -135,4 +135,4 @@ async def test_workspace_edit_budget_limits_interim_edits(
     assert len(fake_slack.calls_to("chat.update")) <= 2 * windows
     assert len(fake_slack.calls_to("chat.postMessage")) == 3
     for i, event in enumerate(events):
-        assert [m.text for m in fake_slack.messages_in(f"C{i}", event["ts"])] == [to_mrkdwn(ANSWER)]
+        assert [m.text for m in fake_slack.messages_in(f"C{i}", event["ts"])] == [slack_text(ANSWER)]

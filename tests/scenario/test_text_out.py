@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from handlers.events import SHARED_WITHOUT_COMMENT
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.slack_api import FakeSlack
@@ -12,12 +14,23 @@ CROWD = ("<!channel>", "<!here>", "<!everyone>", "<!subteam^S0ONCALL|@oncall>")
 
 
 def _posted_payloads(slack: FakeSlack) -> list[str]:
-    """Every text the bot sent to Slack, placeholders and edits included."""
+    """Every message the bot sent to Slack (its ``text`` and ``blocks`` as JSON), edits included."""
     return [
-        str(call.body.get("text") or "")
+        json.dumps([call.body.get("text"), call.body.get("blocks")], ensure_ascii=False)
         for call in slack.calls
         if call.method in ("chat.postMessage", "chat.update")
     ]
+
+
+def _shown(slack: FakeSlack) -> list[str]:
+    """What each posted or edited message showed."""
+    return [call.shown for call in slack.calls if call.method in ("chat.postMessage", "chat.update")]
+
+
+def _no_mention_elements(slack: FakeSlack) -> bool:
+    """No rich_text element that notifies (user, usergroup, broadcast) was ever sent."""
+    kinds = ('"type": "user"', '"type": "usergroup"', '"type": "broadcast"')
+    return not any(kind in payload for payload in _posted_payloads(slack) for kind in kinds)
 
 
 async def test_model_output_cannot_ping(
@@ -31,8 +44,9 @@ async def test_model_output_cannot_ping(
     await fake_slack.wait_for(lambda: any("Part 11" in text for text in _posted_payloads(fake_slack)))
     payloads = _posted_payloads(fake_slack)
     assert len(fake_slack.calls_to("chat.postMessage")) > 1  # continuations are fresh posts: the risky case
-    assert all("<!" not in text and "<@" not in text for text in payloads)
-    assert any("&lt;!channel&gt;" in text for text in payloads)
+    assert all("<!" not in text and "<@" not in text and "&lt;!" not in text for text in payloads)
+    assert _no_mention_elements(fake_slack)
+    assert any("!channel" in text and "@U0BOSS1" in text for text in _shown(fake_slack))
 
 
 async def test_echoed_file_name_cannot_ping(
@@ -44,7 +58,8 @@ async def test_echoed_file_name_cannot_ping(
     await fake_slack.wait_for(lambda: any("urgent.pdf" in text for text in _posted_payloads(fake_slack)))
     payloads = _posted_payloads(fake_slack)
     assert all(token not in text for text in payloads for token in CROWD)
-    assert any("I couldn't use &lt;!channel&gt; urgent.pdf" in text for text in payloads)
+    assert _no_mention_elements(fake_slack)
+    assert any("I couldn't use ＜!channel＞ urgent.pdf" in text for text in _shown(fake_slack))
     assert fake_model.requests == []
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from handlers.reply.mrkdwn import to_mrkdwn
+from handlers.reply.render import render
 from handlers.reply.split import take_chunk
 
 FENCE_LINE = re.compile(r"^[ \t]*(?:```|~~~)\S*[ \t]*$", re.MULTILINE)
@@ -64,8 +64,9 @@ def test_take_chunk_inside_huge_code_block() -> None:
     assert rest.startswith("```python\n")
     assert rest.endswith("print(19)\n```")
     assert _content(head + rest) == _content(code)
-    assert to_mrkdwn(head).endswith("\n```")
-    assert to_mrkdwn(rest).startswith("```\nprint(")
+    for half in (head, rest):  # each half renders as one code block
+        [message] = render(half)
+        assert [block["type"] for block in message.blocks] == ["rich_text"]
 
 
 def test_take_chunk_inside_one_huge_code_line() -> None:
