@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.core.domain import Attachment, IncomingMessage, ThreadKey
+from handlers.rich_text import message_blocks_markup
 
 # Message subtypes that carry a person's new words; edits, deletions, joins and bot posts do not.
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
@@ -67,11 +68,16 @@ def with_shared(comment: str, shared: list[dict[str, Any]]) -> str:
 
 
 def _quote(item: dict[str, Any]) -> str:
-    """One shared message as a Markdown quote: who wrote it, then its text (Slack markup kept for later)."""
+    """One shared message as a Markdown quote: who wrote it, then its text (Slack markup kept for later).
+
+    The text is the attachment's ``text``, else the words of its ``message_blocks`` (a forward may carry
+    them only there), else its ``fallback``.
+    """
     author = item.get("author_name") or item.get("author_subname")
     if not author and item.get("author_id"):
         author = f"<@{item['author_id']}>"
-    body = str(item.get("text") or item.get("fallback") or "").strip()
+    body = str(item.get("text") or message_blocks_markup(item.get("message_blocks")) or "").strip()
+    body = body or str(item.get("fallback") or "").strip()
     lines = [f"Shared message from {author}:" if author else "Shared message:", *body.split("\n")]
     return "\n".join(f"> {line}" if line else ">" for line in lines)
 

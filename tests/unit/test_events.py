@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -145,3 +146,41 @@ def test_forwarded_files_go_to_the_image_pipeline() -> None:
     }
     message = incoming_message(_forward("", text="see chart", files=[file]), "T1", "UBOT")
     assert [a.file_id for a in message.attachments] == ["F1"]
+
+
+def _rich(*elements: Mapping[str, object]) -> list[dict[str, object]]:
+    return [{"message": {"blocks": [{"type": "rich_text", "elements": list(elements)}]}}]
+
+
+def test_forward_whose_words_are_only_in_its_blocks() -> None:
+    """A forward with empty ``text`` is quoted from its ``message_blocks``, written as Slack markup."""
+    section = {
+        "type": "rich_text_section",
+        "elements": [
+            {"type": "text", "text": "ping "},
+            {"type": "user", "user_id": "U0OTHER1"},
+            {"type": "text", "text": " if a < b & "},
+            {"type": "link", "url": "https://x.io", "text": "docs"},
+            {"type": "emoji", "name": "tada"},
+        ],
+    }
+    items = {
+        "type": "rich_text_list",
+        "elements": [{"type": "rich_text_section", "elements": [{"type": "text", "text": "one"}]}],
+    }
+    code = {"type": "rich_text_preformatted", "elements": [{"type": "text", "text": "x = 1"}]}
+    event = _forward("", author_name="Bob", text="", message_blocks=_rich(section, items, code))
+    message = incoming_message(event, "T1", "UBOT")
+    quoted = message.text.split("\n\n", 1)[1]
+    assert quoted == (
+        "> Shared message from Bob:\n"
+        "> ping <@U0OTHER1> if a &lt; b &amp; <https://x.io|docs>:tada:\n"
+        "> - one\n> ```\n> x = 1\n> ```"
+    )
+    written = slack_to_text(quoted, {"U0OTHER1": "Alice"})
+    assert "> ping @Alice if a < b & docs (https://x.io):tada:" in written
+
+
+def test_forward_text_wins_over_its_blocks() -> None:
+    event = _forward("", text="the text", message_blocks=_rich({"type": "text", "text": "other"}))
+    assert incoming_message(event, "T1", "UBOT").text.endswith("> the text")
