@@ -185,11 +185,11 @@ class ConversationService:
                 # Shutdown outlasted the drain and nobody will resume this: say so.
                 await sink.fail(self._words(Interrupted()))
             raise
-        await self._deliver(message.thread, newest, answer, collected, sink, started, journal)
+        await self._deliver(message, newest, answer, collected, sink, started, journal)
 
     async def _deliver(
         self,
-        thread: ThreadKey,
+        message: IncomingMessage,
         newest: ChatMessage,
         answer: Answer,
         collected: CollectedImages,
@@ -200,7 +200,8 @@ class ConversationService:
         # Stored before the final edit, so a follow-up sent the moment the answer shows finds it; taken
         # back below if the answer could not be delivered, so memory holds only what the user saw.
         turn = [newest, ChatMessage("assistant", answer.text)]
-        await self._remember(thread, turn)
+        thread, turn_id = message.thread, message.message_ts
+        await self._remember(thread, turn_id, turn)
         # Shielded: a shutdown that lands during the final edit lets it land rather than leave a cursor.
         finishing = asyncio.ensure_future(
             sink.finish(answer.text, answer.notices + _warnings(collected.problems))
@@ -214,23 +215,23 @@ class ConversationService:
             raise
         if not delivered:
             # The user never saw it: neither memory nor the ok count should say otherwise.
-            await self._retract(thread, turn)
+            await self._retract(thread, turn_id, turn)
             self._metrics.replies.labels("undelivered").inc()
             return
         await journal.record(delivered="1")
         self._metrics.replies.labels("ok").inc()
         self._metrics.reply_seconds.observe(time.monotonic() - started)
 
-    async def _remember(self, thread: ThreadKey, turn: list[ChatMessage]) -> None:
+    async def _remember(self, thread: ThreadKey, turn_id: str, turn: list[ChatMessage]) -> None:
         try:
-            await self._history.append(thread, turn)
+            await self._history.append(thread, turn_id, turn)
         except StoreUnavailable as exc:
             # The answer still goes to the user; losing this turn's memory is the lesser harm.
             log.error("history_append_failed", detail=str(exc))
 
-    async def _retract(self, thread: ThreadKey, turn: list[ChatMessage]) -> None:
+    async def _retract(self, thread: ThreadKey, turn_id: str, turn: list[ChatMessage]) -> None:
         try:
-            await self._history.retract(thread, turn)
+            await self._history.retract(thread, turn_id, turn)
         except StoreUnavailable as exc:
             log.error("history_retract_failed", detail=str(exc))
 

@@ -92,12 +92,12 @@ class History(Protocol):
         """The thread's messages, oldest first."""
         ...
 
-    async def append(self, thread: ThreadKey, messages: Sequence[ChatMessage]) -> None:
-        """Add messages at the end, in one atomic step."""
+    async def append(self, thread: ThreadKey, turn_id: str, messages: Sequence[ChatMessage]) -> None:
+        """Add one turn's messages at the end, in one atomic step, once per ``turn_id``."""
         ...
 
-    async def retract(self, thread: ThreadKey, messages: Sequence[ChatMessage]) -> None:
-        """Take back messages just appended (the answer could not be delivered)."""
+    async def retract(self, thread: ThreadKey, turn_id: str, messages: Sequence[ChatMessage]) -> None:
+        """Take back a turn just appended (the answer could not be delivered)."""
         ...
 
     async def engage(self, thread: ThreadKey) -> None:

@@ -3,9 +3,10 @@
 Key layout: ``glmbot:{<team>:<channel>:<thread_ts>}:history``. The braces are a Redis Cluster hash tag, so
 every key of one thread lands in one slot. Each entry is one JSON object: ``role``, ``text`` and
 ``images`` (compact references; the bytes live in ``bot.images.cache``).
-Two replies racing in one thread each append their (question, answer) pair in one script call, so the
-pairs never interleave. The list is capped so a very long thread cannot grow without bound; trimming to
-the context window happens later, in ``bot.core.prompt.build_prompt``.
+Each turn (question, answer) is appended in one script call, once per turn id (the user's message ts):
+a client retry after a lost reply, or a resumed reply, appends nothing more. Entries carry their turn
+id, so a turn can be taken back exactly. The list is capped so a very long thread cannot grow without
+bound; trimming to the context window happens later, in ``bot.core.prompt.build_prompt``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ log = structlog.get_logger(__name__)
 
 MAX_ENTRIES = 400
 APPEND_SCRIPT = lua_source(__package__, "history_append.lua")
+RETRACT_SCRIPT = lua_source(__package__, "history_retract.lua")
 
 
 def history_key(thread: ThreadKey) -> str:
     """The Redis key of one thread's history."""
     return f"glmbot:{{{thread.tag()}}}:history"
+
+
+def turn_key(thread: ThreadKey, turn_id: str) -> str:
+    """The Redis key marking that a turn was appended (so it is appended once)."""
+    return f"glmbot:{{{thread.tag()}}}:turn:{turn_id}"
 
 
 def engaged_key(thread: ThreadKey) -> str:
@@ -43,11 +50,12 @@ class HistoryStore:
         self._client = client
         self._ttl_seconds = ttl_seconds
         self._append = client.register_script(APPEND_SCRIPT)
+        self._retract = client.register_script(RETRACT_SCRIPT)
 
     @property
     def scripts(self) -> tuple[str, ...]:
         """The Lua sources this store runs, for preloading at start."""
-        return (APPEND_SCRIPT,)
+        return (APPEND_SCRIPT, RETRACT_SCRIPT)
 
     async def load(self, thread: ThreadKey) -> list[ChatMessage]:
         """The thread's messages, oldest first."""
@@ -56,20 +64,18 @@ class HistoryStore:
         decoded = [_decode(entry) for entry in raw]
         return [message for message in decoded if message is not None]
 
-    async def append(self, thread: ThreadKey, messages: Sequence[ChatMessage]) -> None:
-        """Append messages in one atomic step and renew the thread's TTL."""
-        entries = [json.dumps(_encode(m), ensure_ascii=False) for m in messages]
+    async def append(self, thread: ThreadKey, turn_id: str, messages: Sequence[ChatMessage]) -> None:
+        """Append one turn's messages in one atomic step, once per ``turn_id``; renew the thread's TTL."""
+        entries = [json.dumps(_encode(m, turn_id), ensure_ascii=False) for m in messages]
+        keys = [history_key(thread), turn_key(thread, turn_id)]
         with store_errors("history append"):
-            await self._append(keys=[history_key(thread)], args=[self._ttl_seconds, MAX_ENTRIES, *entries])
+            await self._append(keys=keys, args=[self._ttl_seconds, turn_id, MAX_ENTRIES, *entries])
 
-    async def retract(self, thread: ThreadKey, messages: Sequence[ChatMessage]) -> None:
-        """Remove the newest copy of each of ``messages`` (a turn whose answer was not delivered)."""
-        entries = [json.dumps(_encode(m), ensure_ascii=False) for m in messages]
+    async def retract(self, thread: ThreadKey, turn_id: str, messages: Sequence[ChatMessage]) -> None:
+        """Take back a turn appended with ``turn_id`` (its answer was not delivered)."""
+        entries = [json.dumps(_encode(m, turn_id), ensure_ascii=False) for m in messages]
         with store_errors("history retract"):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for entry in reversed(entries):
-                    pipe.lrem(history_key(thread), -1, entry)
-                await pipe.execute()
+            await self._retract(keys=[history_key(thread), turn_key(thread, turn_id)], args=entries)
 
     async def engage(self, thread: ThreadKey) -> None:
         """Mark the thread as one the bot talks in, from its first question on (same TTL as history)."""
@@ -87,8 +93,8 @@ class HistoryStore:
             await self._client.delete(history_key(thread), engaged_key(thread))
 
 
-def _encode(message: ChatMessage) -> dict[str, object]:
-    entry: dict[str, object] = {"role": message.role, "text": message.text}
+def _encode(message: ChatMessage, turn_id: str) -> dict[str, object]:
+    entry: dict[str, object] = {"role": message.role, "text": message.text, "turn": turn_id}
     if message.images:
         entry["images"] = [asdict(image) for image in message.images]
     return entry
