@@ -13,11 +13,17 @@ Keys (all in the ``{work}`` hash slot, so each script touches one slot):
 * ``glmbot:{work}:claim:<team>:<channel>:<ts>`` -- the once-only claim of a message. 24 h.
 * ``glmbot:{work}:state:<team>:<channel>:<ts>`` -- hash: ``attempts`` and what the reply recorded so far
   (``ReplyJournal``), so a replica that takes the entry over resumes it. Renewed to 24 h per attempt.
+* ``glmbot:{work}:pending:<team>:<channel>:<ts>`` -- the entry id, from enqueue until done. 24 h.
+
+Per-thread order lives in the thread's own slot (``order.ThreadOrder``). Every script is safe to run
+twice (redis-py re-sends a command whose reply was lost): enqueue and begin carry a token of the call,
+done and record are idempotent.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,6 +34,7 @@ import structlog
 from bot.core.domain import Attachment, IncomingMessage, ThreadKey
 from bot.core.errors import StoreUnavailable
 from bot.store.connection import lua_source, store_errors
+from bot.work.order import TURNS_TTL_SECONDS, ThreadOrder, turns_key
 
 log = structlog.get_logger(__name__)
 
@@ -69,11 +76,12 @@ class WorkQueue:
         self._done = client.register_script(DONE_SCRIPT)
         self._renew = client.register_script(RENEW_SCRIPT)
         self._record = client.register_script(RECORD_SCRIPT)
+        self.order = ThreadOrder(client)
 
     @property
     def scripts(self) -> tuple[str, ...]:
         """The Lua sources this queue runs, for preloading at start."""
-        return (ENQUEUE_SCRIPT, BEGIN_SCRIPT, DONE_SCRIPT, RENEW_SCRIPT, RECORD_SCRIPT)
+        return (ENQUEUE_SCRIPT, BEGIN_SCRIPT, DONE_SCRIPT, RENEW_SCRIPT, RECORD_SCRIPT, *self.order.scripts)
 
     async def enqueue(self, message: IncomingMessage, event_id: str = "") -> bool:
         """Record ``message`` as work unless it was already claimed; True when this call added it.
@@ -83,11 +91,17 @@ class WorkQueue:
         Raises StoreUnavailable.
         """
         key = message_key(message)
-        keys = [f"glmbot:{{work}}:claim:{key}", STREAM_KEY]
+        keys = [f"glmbot:{{work}}:claim:{key}", STREAM_KEY, _pending_key(key)]
+        args: list[str | int] = [CLAIM_TTL_SECONDS, key, encode_message(message), event_id, uuid.uuid4().hex]
+        turns = turns_key(message.thread)
         with store_errors("work enqueue"):
-            args: list[str | int] = [CLAIM_TTL_SECONDS, key, encode_message(message), event_id]
-            entry = await self._enqueue(keys=keys, args=args)
-        return entry is not None
+            # One round trip: the message takes its place in its thread's line, then becomes work.
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.zadd(turns, {message.message_ts: 0}, nx=True)
+                pipe.expire(turns, TURNS_TTL_SECONDS)
+                await self._enqueue(keys=keys, args=args, client=pipe)
+                replies = await pipe.execute()
+        return replies[-1] is not None
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if they do not exist (BUSYGROUP means they do)."""
@@ -134,10 +148,18 @@ class WorkQueue:
             owned = await self._renew(keys=[STREAM_KEY], args=[GROUP, self.consumer, *entry_ids])
         return {str(entry) for entry in owned}
 
+    async def wait_turn(self, item: WorkItem) -> None:
+        """Return when ``item`` is the first message of its thread still to be answered.
+
+        Raises StoreUnavailable.
+        """
+        await self.order.wait_turn(item.message, self._pending)
+
     async def begin(self, item: WorkItem) -> dict[str, str]:
         """Count an attempt at ``item``; what earlier attempts recorded (``attempts`` included)."""
+        args: list[str | int] = [STATE_TTL_SECONDS, uuid.uuid4().hex]
         with store_errors("work begin"):
-            flat: Sequence[Any] = await self._begin(keys=[_state_key(item.key)], args=[STATE_TTL_SECONDS])
+            flat: Sequence[Any] = await self._begin(keys=[_state_key(item.key)], args=args)
         return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     async def record(self, item: WorkItem, fields: Mapping[str, str]) -> None:
@@ -148,12 +170,19 @@ class WorkQueue:
 
     async def done(self, item: WorkItem) -> None:
         """The answer was delivered (or the failure shown): acknowledge and delete the entry."""
+        keys = [STREAM_KEY, _state_key(item.key), _pending_key(item.key)]
         with store_errors("work done"):
-            done = await self._done(
-                keys=[STREAM_KEY, _state_key(item.key)], args=[GROUP, item.entry_id, self.consumer]
-            )
+            done = await self._done(keys=keys, args=[GROUP, item.entry_id, self.consumer])
         if not done:
             log.warning("work_taken_over_before_done", entry_id=item.entry_id)
+            return
+        await self.order.leave(item.message.thread, item.message.message_ts)
+
+    async def _pending(self, thread: ThreadKey, message_ts: str) -> bool:
+        """True while the message with ``message_ts`` in ``thread`` has work waiting or running."""
+        key = f"{thread.team}:{thread.channel}:{message_ts}"
+        with store_errors("work pending"):
+            return bool(await self._client.exists(_pending_key(key)))
 
     async def _items(self, entries: Sequence[Any]) -> list[WorkItem]:
         items = []
@@ -174,6 +203,10 @@ class WorkQueue:
 
 def _state_key(key: str) -> str:
     return f"glmbot:{{work}}:state:{key}"
+
+
+def _pending_key(key: str) -> str:
+    return f"glmbot:{{work}}:pending:{key}"
 
 
 def encode_message(message: IncomingMessage) -> str:

@@ -187,6 +187,8 @@ class WorkRunner:
 
     async def _work(self, item: WorkItem) -> None:
         try:
+            # One turn at a time per thread: an earlier message's answer comes first, and is in this prompt.
+            await self._queue.wait_turn(item)
             state = await self._queue.begin(item)
         except StoreUnavailable as exc:
             log.warning("work_begin_failed", entry_id=item.entry_id, detail=str(exc))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Callable
 
 import redis.asyncio as redis
@@ -95,7 +96,8 @@ class SlackLimits:
         args = [now_ms, int(interval * 1000), burst, spare, max_wait_ms]
         try:
             with store_errors("slack rate limit"):
-                wait_ms = int(await self._take(keys=[bucket, f"{bucket}:paused"], args=args))
+                keys = [bucket, f"{bucket}:paused", f"{bucket}:took:{uuid.uuid4().hex}"]
+                wait_ms = int(await self._take(keys=keys, args=args))
         except (StoreUnavailable, ValueError) as exc:
             log.warning("rate_limit_unavailable", detail=str(exc))
             return 0.0

@@ -10,7 +10,7 @@ import redis.asyncio as redis
 
 from bot.core.domain import ChatMessage, IncomingMessage, ThreadKey
 from bot.core.errors import StoreUnavailable
-from bot.store.connection import open_store, store_answers
+from bot.store.connection import open_store, preload_scripts, store_answers
 from bot.store.history import MAX_ENTRIES, HistoryStore, history_key
 from bot.work.queue import WorkQueue
 from tests.fakes.redis_server import RedisServer
@@ -150,6 +150,7 @@ async def test_append_survives_a_lost_reply(redis_server: RedisServer) -> None:
     async with TcpProxy("127.0.0.1", redis_server.port) as proxy:
         client = open_store(proxy.url())
         store = HistoryStore(client, ttl_seconds=60)
+        await preload_scripts(client, store.scripts)  # the lost reply must be the script's, not NOSCRIPT
         thread = ThreadKey("T1", "C1", "lost.reply")
         proxy.drop_next_reply()
         await store.append(thread, "13.0", [ChatMessage("user", "q"), ChatMessage("assistant", "a")])
