@@ -34,8 +34,10 @@ from bot.model.client import ModelClient, ModelConfig, thinking_style_for
 from bot.settings import Settings
 from bot.store.connection import open_store, preload_scripts, warm_pool
 from bot.store.history import HistoryStore
+from bot.store.policy import require_noeviction
 
 DAY_SECONDS = 24 * 3600
+MB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,8 @@ class Core:
     conversation: ConversationService
     ledger: QuotaLedger
     metrics: Metrics
+    history: HistoryStore
+    images: ImagePipeline
 
 
 def model_config(settings: Settings) -> ModelConfig:
@@ -64,13 +68,14 @@ def model_config(settings: Settings) -> ModelConfig:
     )
 
 
-def quota_ledger(settings: Settings, store: redis.Redis) -> QuotaLedger:
-    """The spend ledger with the configured default limit and period."""
+def quota_ledger(settings: Settings, store: redis.Redis, metrics: Metrics | None = None) -> QuotaLedger:
+    """The spend ledger with the configured limit and period; ``metrics`` counts spend and refusals."""
     return QuotaLedger(
         store,
         usd_to_pico(settings.quota_default_usd),
         settings.quota_period,
         reservation_ttl_seconds=reservation_ttl_seconds(settings),
+        metrics=metrics,
     )
 
 
@@ -81,13 +86,38 @@ def reservation_ttl_seconds(settings: Settings) -> int:
     return int(settings.glm_reply_seconds + 60)
 
 
-def image_pipeline(settings: Settings, store: redis.Redis) -> ImagePipeline:
-    """The image pipeline, caching prepared images in ``store``."""
-    return ImagePipeline(
-        ImageCache(store, ttl_seconds=settings.image_cache_ttl_hours * 3600),
-        max_side=settings.image_max_side,
-        max_per_message=settings.image_max_per_message,
+def image_cache(settings: Settings, store: redis.Redis) -> ImageCache:
+    """The image cache in ``store`` (the cache Redis, else the main store), capped at IMAGE_CACHE_MAX_MB."""
+    return ImageCache(
+        store,
+        ttl_seconds=settings.image_cache_ttl_hours * 3600,
+        max_bytes=settings.image_cache_max_mb * MB,
     )
+
+
+def image_pipeline(settings: Settings, cache: ImageCache) -> ImagePipeline:
+    """The image pipeline, caching prepared images in ``cache``."""
+    return ImagePipeline(
+        cache, max_side=settings.image_max_side, max_per_message=settings.image_max_per_message
+    )
+
+
+async def open_stores(settings: Settings, stack: AsyncExitStack) -> tuple[redis.Redis, redis.Redis]:
+    """The main store and the image cache's store (the same client when REDIS_CACHE_URL is unset), each
+    closed when ``stack`` closes.
+
+    A real main store (REDIS_URL) must not evict keys: raises StoreMayEvict otherwise (see
+    ``bot.store.policy``). The cache's Redis may use any eviction policy and is not checked.
+    """
+    store = open_store(settings.redis_url)
+    stack.push_async_callback(store.aclose)
+    if settings.redis_url is not None:
+        await require_noeviction(store)
+    if settings.redis_cache_url is None:
+        return store, store
+    cache_store = open_store(settings.redis_cache_url)
+    stack.push_async_callback(cache_store.aclose)
+    return store, cache_store
 
 
 def conversation_config(settings: Settings, quota_command: str) -> ConversationConfig:
@@ -102,24 +132,28 @@ def conversation_config(settings: Settings, quota_command: str) -> ConversationC
 
 @asynccontextmanager
 async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterator[Core]:
-    """Open the store and the model's HTTP client, build the services, close everything on exit.
+    """Open the stores and the model's HTTP client, build the services, close everything on exit.
+
+    Raises StoreMayEvict when the main Redis may evict keys (before anything else is opened).
 
     ``quota_command`` is how the front end's admins manage limits, named in the over-quota message.
     """
     async with AsyncExitStack() as stack:
-        store = open_store(settings.redis_url)
-        stack.push_async_callback(store.aclose)
+        store, cache_store = await open_stores(settings, stack)
         timeout = httpx.Timeout(settings.glm_timeout_seconds, connect=10.0)
         limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout, limits=limits))
         metrics = Metrics()
-        ledger = quota_ledger(settings, store)
+        ledger = quota_ledger(settings, store, metrics)
         history = HistoryStore(store, ttl_seconds=settings.history_ttl_days * DAY_SECONDS)
+        images = image_cache(settings, cache_store)
         await preload_scripts(store, (*history.scripts, *ledger.scripts))
+        await preload_scripts(cache_store, images.scripts)
         await warm_pool(store)
+        pipeline = image_pipeline(settings, images)
         conversation = ConversationService(
             history=history,
-            images=image_pipeline(settings, store),
+            images=pipeline,
             billing=QuotaBilling(
                 ledger, settings.price(), settings.quota_min_reply_tokens, settings.glm_context_tokens
             ),
@@ -133,6 +167,8 @@ async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterato
             conversation=conversation,
             ledger=ledger,
             metrics=metrics,
+            history=history,
+            images=pipeline,
         )
 
 

@@ -16,12 +16,16 @@ from bot.billing.commands import (
     Top,
     UsageError,
     parse_amount,
+    parse_limit,
     parse_user,
 )
+from bot.core.errors import StoreMayEvict
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 
-QUOTA_USAGE = "usage: glmbot quota {show USER_ID | set USER_ID USD | default USD | reset USER_ID | top}"
+QUOTA_USAGE = (
+    "usage: glmbot quota {show USER_ID | set USER_ID USD|default | default USD | reset USER_ID | top}"
+)
 SHELL_CALLER = "shell"
 
 
@@ -35,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     quota = commands.add_parser("quota", help="view and change spend quotas (needs REDIS_URL)")
     actions = quota.add_subparsers(dest="action", required=True)
     actions.add_parser("show", help="a user's spend and limit").add_argument("user")
-    limit = actions.add_parser("set", help="set a user's limit in USD")
+    limit = actions.add_parser("set", help="set a user's limit in USD (default: remove it)")
     limit.add_argument("user")
     limit.add_argument("usd")
     actions.add_parser("default", help="set the workspace default limit in USD").add_argument("usd")
@@ -60,15 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
     if command is not None:
         return asyncio.run(app.quota(settings, command, SHELL_CALLER))
-    if args.command == "serve":
-        http_mode = args.http or settings.slack_app_token is None
-        try:
+    try:
+        if args.command == "serve":
+            http_mode = args.http or settings.slack_app_token is None
             asyncio.run(app.serve(settings, http_mode, args.port or settings.port))
-        except SettingsError as exc:  # a setting only Slack can judge, such as a revoked token
-            print(f"glmbot: {exc}", file=sys.stderr)
-            return 2
-    else:
-        asyncio.run(app.console(settings))
+        else:
+            asyncio.run(app.console(settings))
+    # Settings only the outside world can judge: a token Slack refuses, a Redis that may evict money.
+    except (SettingsError, StoreMayEvict) as exc:
+        print(f"glmbot: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -88,7 +93,7 @@ def _quota_command(args: argparse.Namespace) -> QuotaCommand:
     if args.action == "show":
         return Show(parse_user(args.user))
     if args.action == "set":
-        return SetLimit(parse_user(args.user), parse_amount(args.usd))
+        return SetLimit(parse_user(args.user), parse_limit(args.usd))
     if args.action == "default":
         return SetDefault(parse_amount(args.usd))
     if args.action == "reset":

@@ -30,6 +30,19 @@ class Metrics:
         self.reply_seconds = Histogram(
             "glmbot_reply_seconds", "Time from accepting a message to the final edit", registry=self.registry
         )
+        # Spend quotas (bot/billing/ledger.py). The period label ("2026-01", "2026-W05", "2026-01-31") is
+        # the period a charge was booked into: a reply reserved before midnight is counted in the old one.
+        self.spend_usd = Counter(
+            "glmbot_spend_usd",
+            "US dollars charged for replies (settled charges), by quota period",
+            ["period"],
+            registry=self.registry,
+        )
+        self.quota_refusals = Counter(
+            "glmbot_quota_refusals",
+            "Replies refused because the user's limit did not cover a minimal reply",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -45,12 +45,15 @@ class Settings(BaseSettings):
     glm_timeout_seconds: float = Field(default=120.0, gt=0)
 
     redis_url: str | None = None
+    redis_cache_url: str | None = None
     history_ttl_days: int = Field(default=30, ge=1)
+    thread_catchup_messages: int = Field(default=50, ge=0, le=1000)
 
     image_max_download_mb: int = Field(default=20, ge=1, le=200)
     image_max_side: int = Field(default=1280, ge=28, le=4096)
     image_max_per_message: int = Field(default=4, ge=1, le=20)
     image_cache_ttl_hours: int = Field(default=168, ge=1)
+    image_cache_max_mb: int = Field(default=256, ge=1)
 
     quota_default_usd: Decimal = Field(default=Decimal("1.00"), ge=0, le=9000)
     quota_period: Literal["day", "week", "month"] = "month"
@@ -98,7 +101,7 @@ class Settings(BaseSettings):
         # would lose the "/api" part.
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "redis_cache_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):

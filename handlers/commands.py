@@ -17,7 +17,7 @@ from handlers.reply.render import escape
 from handlers.services import Services
 
 QUOTA_COMMAND = "/glm-quota"
-USAGE = f"Usage: {QUOTA_COMMAND} [show @user | set @user USD | default USD | reset @user | top]"
+USAGE = f"Usage: {QUOTA_COMMAND} [show @user | set @user USD|default | default USD | reset @user | top]"
 REFUSED = f"Only glmbot admins can do that. `{QUOTA_COMMAND}` with no argument shows your own spend."
 
 

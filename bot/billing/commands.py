@@ -5,6 +5,7 @@ The Slack slash command (``handlers.commands``) and the shell (``bot.cli``) both
 (nothing)          show my own spend
 show @user         an admin looks at someone's spend
 set @user USD      an admin sets someone's limit
+set @user default  an admin removes someone's own limit (the workspace default applies again)
 default USD        an admin sets the workspace default limit
 reset @user        an admin zeroes someone's spend for this period
 top                an admin lists this period's top spenders
@@ -19,6 +20,8 @@ from bot.billing.money import parse_usd
 
 # A Slack user id as typed (U0123ABCD, W0123ABCD for Enterprise Grid), or as Slack escapes a mention.
 _USER = re.compile(r"^(?:<@)?([UW][A-Z0-9]{2,})(?:\|[^>]*)?>?$")
+# ``set @user default`` removes the user's own limit.
+REMOVE_WORD = "default"
 
 
 class UsageError(ValueError):
@@ -44,8 +47,10 @@ class Show:
 
 @dataclass(frozen=True, slots=True)
 class SetLimit:
+    """Give ``user`` their own limit; ``limit_pico`` None removes it."""
+
     user: str
-    limit_pico: int
+    limit_pico: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,19 @@ def parse_amount(token: str) -> int:
         raise UsageError(f"{exc}.") from None
 
 
+def parse_limit(token: str) -> int | None:
+    """A user's limit as typed after ``set @user``: dollars -> picodollars, ``default`` -> None (remove it).
+
+    Raises UsageError for anything else.
+    """
+    if token.strip().lower() == REMOVE_WORD:
+        return None
+    try:
+        return parse_usd(token)
+    except ValueError as exc:
+        raise UsageError(f"{exc}, or {REMOVE_WORD} to remove the user's own limit.") from None
+
+
 def parse_quota_command(text: str) -> QuotaCommand:
     """The command in ``text``, an argument string such as ``set U0123ABCD 5`` (words as listed above)."""
     words = text.split()
@@ -96,7 +114,7 @@ def parse_quota_command(text: str) -> QuotaCommand:
     if name == "show":
         return Show(parse_user(args[0]))
     if name == "set":
-        return SetLimit(parse_user(args[0]), parse_amount(args[1]))
+        return SetLimit(parse_user(args[0]), parse_limit(args[1]))
     if name == "default":
         return SetDefault(parse_amount(args[0]))
     if name == "reset":

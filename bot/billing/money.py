@@ -76,3 +76,8 @@ def format_usd(pico: int) -> str:
         return "<$0.000001"
     digits = str(scaled).rjust(decimals + 1, "0")
     return f"${digits[:-decimals]}.{digits[-decimals:]}"
+
+
+def usd_text(pico: int) -> str:
+    """A picodollar amount as an exact decimal number of dollars, for logs: ``5``, ``2.5``, ``0.00312``."""
+    return format(Decimal(pico) / PICO_PER_USD, "f")

@@ -28,8 +28,8 @@ class QuotaStatus:
 
     user: str
     period: Period
-    spent_pico: int
-    reserved_pico: int
+    spent_pico: int  # settled charges this period
+    reserved_pico: int  # held by this period's replies in progress (not spent yet)
     limit_pico: int
     replies: int
     limit_source: LimitSource
@@ -43,3 +43,13 @@ class Settlement:
     spent_pico: int
     limit_pico: int
     notice_due: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Cleared:
+    """What an admin's reset took away from one user's period: spend and holds in picodollars, replies."""
+
+    period: Period
+    spent_pico: int
+    replies: int
+    held_pico: int

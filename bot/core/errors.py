@@ -13,6 +13,7 @@
     ├── ImageRejected             one attached file cannot be used (its ``reason`` is shown to the user)
     ├── QuotaExceeded             the user cannot afford even a minimal reply this period
     ├── StoreUnavailable          Redis (or the embedded store) did not answer
+    ├── StoreMayEvict             the main Redis may evict keys (maxmemory-policy is not noeviction): no start
     ├── Interrupted               the bot shut down before the reply was finished
     ├── RetriesExhausted          earlier attempts at this message all died (a crash loop)
     └── DeliveryFailed            the front end could not show the reply (Slack refused or was unreachable)
@@ -93,15 +94,29 @@ class ImageRejected(GlmbotError):
 class QuotaExceeded(GlmbotError):
     """The user's remaining budget does not cover a minimal reply. Amounts are in picodollars."""
 
-    def __init__(self, limit_pico: int, spent_pico: int, resets_at: datetime) -> None:
-        super().__init__(f"quota exceeded: spent {spent_pico} of {limit_pico} pico-USD")
+    def __init__(self, limit_pico: int, spent_pico: int, resets_at: datetime, held_pico: int = 0) -> None:
+        super().__init__(f"quota exceeded: spent {spent_pico}, held {held_pico} of {limit_pico} pico-USD")
         self.limit_pico = limit_pico
-        self.spent_pico = spent_pico
+        self.spent_pico = spent_pico  # settled charges this period
+        self.held_pico = held_pico  # reserved by this period's replies still in progress
         self.resets_at = resets_at
 
 
 class StoreUnavailable(GlmbotError):
     """The conversation store (Redis) did not answer."""
+
+
+class StoreMayEvict(GlmbotError):
+    """The main Redis's ``maxmemory-policy`` is not ``noeviction``, so under memory pressure it may delete
+    quota limits, spend or reservations. Raised at start; the message is one line naming the fix."""
+
+    def __init__(self, policy: str) -> None:
+        super().__init__(
+            f"unsafe Redis at REDIS_URL: maxmemory-policy is {policy}, which may evict quota limits "
+            "and spend under memory pressure; it must be noeviction: run `redis-cli CONFIG SET "
+            "maxmemory-policy noeviction` and put `maxmemory-policy noeviction` in redis.conf"
+        )
+        self.policy = policy
 
 
 class DeliveryFailed(GlmbotError):

@@ -42,12 +42,7 @@ def user_message(error: GlmbotError, quota_command: str = "") -> str:
             f"I can take about {error.budget_tokens:,}. Please shorten it or split it up."
         )
     if isinstance(error, QuotaExceeded):
-        how = f" (they manage limits with {quota_command})" if quota_command else ""
-        return (
-            f"You have reached your glmbot spend limit: {format_usd(error.spent_pico)} used of "
-            f"{format_usd(error.limit_pico)}. It resets {format_moment(error.resets_at)}. "
-            f"To get more, ask a glmbot admin{how}."
-        )
+        return quota_refusal(error, quota_command)
     if isinstance(error, ModelRejected):
         if error.status in (401, 402, 403):
             return "The model service refused the request (account or access problem). Please tell an admin."
@@ -85,6 +80,19 @@ def default_prompt(image_count: int) -> str:
 def cut_off_notice(max_tokens: int) -> Notice:
     """The note under an answer that hit the output limit."""
     return Notice("note", f"(Answer cut off: it reached the {max_tokens:,}-token output limit.)")
+
+
+def quota_refusal(error: QuotaExceeded, quota_command: str = "") -> str:
+    """The refusal of a reply the user cannot afford: their limit, what is spent and what is only held
+    by replies still in progress (money that comes back if those cost less), and when it resets."""
+    how = f" (they manage limits with {quota_command})" if quota_command else ""
+    usage = f"{format_usd(error.spent_pico)} spent"
+    if error.held_pico:
+        usage += f" and {format_usd(error.held_pico)} held by replies still in progress"
+    return (
+        f"You have reached your glmbot spend limit: {usage}, of {format_usd(error.limit_pico)}. "
+        f"It resets {format_moment(error.resets_at)}. To get more, ask a glmbot admin{how}."
+    )
 
 
 def quota_notice(spent_pico: int, limit_pico: int, period: Period) -> Notice:

@@ -11,7 +11,16 @@ import redis.asyncio as redis
 from redis.crc import key_slot
 from structlog.testing import capture_logs
 
-from bot.billing.keys import DEFAULT_KEY, limit_key, reservations_key, settled_key, spend_key, top_key
+from bot.billing.keys import (
+    DEFAULT_KEY,
+    default_op_key,
+    limit_key,
+    reservations_key,
+    settled_key,
+    spend_key,
+    top_key,
+    user_op_key,
+)
 from bot.billing.ledger import MAX_LIMIT_PICO, QuotaLedger
 from bot.billing.periods import period_at
 from bot.billing.pricing import Price
@@ -124,12 +133,14 @@ async def test_max_tokens_shrinks_to_what_is_left(ledger: QuotaLedger) -> None:
 
 
 async def test_refusal_below_min_tokens(ledger: QuotaLedger, clock: Clock) -> None:
-    """When fewer than min_tokens are affordable, QuotaExceeded reports spend + held money and the reset."""
+    """When fewer than min_tokens are affordable, QuotaExceeded reports spent and held money apart, and the
+    reset."""
     held = await ledger.reserve("U1", 100, 4_900, 1, PRICE)  # 9.9 M of 10 M
     with pytest.raises(QuotaExceeded) as refused:
         await ledger.reserve("U1", 0, 1_000, 51, PRICE)  # 100 k left buys 50 tokens
     assert refused.value.limit_pico == SETTING
-    assert refused.value.spent_pico == held.amount_pico == 9_900_000
+    assert (refused.value.spent_pico, refused.value.held_pico) == (0, held.amount_pico)
+    assert held.amount_pico == 9_900_000
     assert refused.value.resets_at == datetime(2026, 2, 1, tzinfo=UTC)
     assert (await ledger.reserve("U1", 0, 1_000, 50, PRICE)).max_tokens == 50
 
@@ -319,7 +330,7 @@ async def test_notice_threshold_rounds_like_notice_due(ledger: QuotaLedger) -> N
 
 
 async def test_every_key_has_a_ttl_except_limits(ledger: QuotaLedger, client: redis.Redis) -> None:
-    """Spend hashes, reservations and top sets expire; only the limit and default keys are permanent."""
+    """Spend hashes, holds, markers and top sets expire; only the limit and default keys are permanent."""
     await ledger.set_workspace_default(SETTING)
     await ledger.set_user_limit("U1", SETTING)
     settled = await ledger.reserve("U1", 100, 1_000, 1, PRICE)
@@ -327,34 +338,46 @@ async def test_every_key_has_a_ttl_except_limits(ledger: QuotaLedger, client: re
     await ledger.reserve("U1", 100, 1_000, 1, PRICE)
     keys = sorted([key async for key in client.scan_iter("glmbot:*")])
     permanent = {DEFAULT_KEY, limit_key("U1")}
-    expiring = {spend_key("U1", "2026-01"), reservations_key("U1"), top_key("2026-01")}
-    assert set(keys) == permanent | expiring | {settled_key("U1", settled.id)}
+    expiring = {spend_key("U1", "2026-01"), reservations_key("U1", "2026-01"), top_key("2026-01")}
+    # The two admin writes left one operation marker each (their answer, for a resent command).
+    markers = {key for key in keys if ":op:" in key}
+    assert len(markers) == 2
+    assert set(keys) - markers == permanent | expiring | {settled_key("U1", settled.id)}
     for key in keys:
         ttl = await client.ttl(key)
         assert (ttl == -1) if key in permanent else ttl > 0, key
-    assert await client.ttl(reservations_key("U1")) == 1_200
+    assert await client.ttl(reservations_key("U1", "2026-01")) == 1_200
 
 
 async def test_keys_of_one_user_share_a_slot() -> None:
     """Every key of one user carries the {quota:<user>} hash tag and hashes to one cluster slot."""
-    keys = [limit_key("U1"), spend_key("U1", "2026-01"), spend_key("U1", "2026-W05"), reservations_key("U1")]
+    keys = [
+        limit_key("U1"),
+        spend_key("U1", "2026-01"),
+        spend_key("U1", "2026-W05"),
+        reservations_key("U1", "2026-01"),
+        settled_key("U1", "r1"),
+        user_op_key("U1", "op1"),
+    ]
     assert all("{quota:U1}" in key for key in keys)
     assert len({key_slot(key.encode()) for key in keys}) == 1
+    # The workspace default's operation markers share the default key's slot (set_limit.lua uses both).
+    assert key_slot(default_op_key("op1").encode()) == key_slot(DEFAULT_KEY.encode())
     with pytest.raises(ValueError, match="user id"):
         limit_key("U}1")
 
 
 async def test_a_reply_costs_four_commands(ledger: QuotaLedger, redis_server: RedisServer) -> None:
-    """With scripts loaded and the default cached, a reply sends EVALSHA x2 + ZINCRBY + EXPIRE."""
+    """With scripts loaded and the default cached, a reply sends EVALSHA x2 + ZADD + EXPIRE."""
     await ledger.settle(await ledger.reserve("U1", 100, 1_000, 1, PRICE), 1_000)
     redis_server.reset_stats()
     await ledger.settle(await ledger.reserve("U1", 100, 1_000, 1, PRICE), 1_000)
-    # The server also counts the commands run inside the scripts: reserve GET HGETALL HGET HSET EXPIRE,
-    # settle SET(NX marker) HDEL HGETALL HGET HINCRBY HINCRBY EXPIRE; outside them ZINCRBY EXPIRE. No
-    # GET of the workspace default.
-    assert redis_server.command_count() == 2 + 5 + 7 + 2
+    # The server also counts the commands run inside the scripts: reserve HGET(retry check) GET HGETALL
+    # HGET HSET EXPIRE, settle GET(marker) HDEL HGETALL HGET HINCRBY HINCRBY EXPIRE SET(marker); outside
+    # them ZADD EXPIRE. No GET of the workspace default.
+    assert redis_server.command_count() == 2 + 6 + 8 + 2
     calls = {name: stat["calls"] for name, stat in redis_server.client.info("commandstats").items()}
-    assert (calls["cmdstat_evalsha"], calls["cmdstat_zincrby"]) == (2, 1)
+    assert (calls["cmdstat_evalsha"], calls["cmdstat_zadd"]) == (2, 1)
 
 
 async def test_embedded_store_runs_the_same_scripts(clock: Clock) -> None:

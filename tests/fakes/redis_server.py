@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -28,11 +29,16 @@ class RedisServer:
 
     ``with RedisServer() as server: server.url``. ``flush()`` empties it and zeroes its command stats,
     ``command_count()`` is the number of commands served since (not counting the harness's own calls).
+    ``extra_args`` go to ``redis-server`` after the harness's own, e.g. ``("--maxmemory-policy",
+    "allkeys-lru")``; the harness talks to the server as the default user, which must keep CONFIG and INFO.
     """
 
-    def __init__(self, start_timeout: float = 10.0, attempts: int = 5) -> None:
+    def __init__(
+        self, start_timeout: float = 10.0, attempts: int = 5, extra_args: Sequence[str] = ()
+    ) -> None:
         self.start_timeout = start_timeout
         self.attempts = attempts
+        self.extra_args = tuple(extra_args)
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
@@ -69,6 +75,7 @@ class RedisServer:
                         "no",
                         "--dir",
                         str(self._dir),
+                        *self.extra_args,
                     ],
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -159,17 +159,43 @@ async def test_quota_from_the_shell(redis_url: str) -> None:
     assert "<@" not in out
     code, out, _ = await _run(["quota", "show", "U0HUMAN1"], env)
     assert code == 0
-    assert "$0.00 of $5.00 (a personal limit)" in out
+    assert "$0.00 spent of $5.00 (a personal limit)" in out
+    assert "Held by replies in progress: $0.00." in out
     assert out.startswith("U0HUMAN1's glmbot spend")
     assert (await _run(["quota", "default", "2.5"], env))[1].strip().endswith("$2.50 per period.")
     assert "Nobody has spent" in (await _run(["quota", "top"], env))[1]
     assert "reset to $0.00" in (await _run(["quota", "reset", "U0HUMAN1"], env))[1]
 
 
+async def test_quota_set_default_from_the_shell_removes_the_limit_and_logs_it(redis_url: str) -> None:
+    """`glmbot quota set USER_ID default` removes a personal limit; each change is one JSON log line
+    naming the actor, the action, the old and the new value."""
+    env = {**os.environ, "REDIS_URL": redis_url, "LOG_FORMAT": "json"}
+    assert (await _run(["quota", "set", "U0123ABCD", "5"], env))[0] == 0
+    code, out, err = await _run(["quota", "set", "U0123ABCD", "default"], env)
+    assert code == 0, err
+    assert (
+        out.strip()
+        == "U0123ABCD's personal limit of $5.00 is removed: the default ($1.00 per month) applies."
+    )
+    changes = [json.loads(line) for line in err.splitlines() if '"quota_admin_change"' in line]
+    assert [
+        {k: entry.get(k) for k in ("actor", "action", "user", "old_usd", "new_usd")} for entry in changes
+    ] == [{"actor": "shell", "action": "remove_limit", "user": "U0123ABCD", "old_usd": "5", "new_usd": None}]
+    code, out, _ = await _run(["quota", "set", "<@U0123ABCD>", "default"], env)
+    assert (code, out.strip()) == (
+        0,
+        "U0123ABCD has no personal limit: the default ($1.00 per month) applies.",
+    )
+    code, out, _ = await _run(["quota", "show", "U0123ABCD"], env)
+    assert "$0.00 spent of $1.00 (the default)" in out
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ["quota", "set", "U0HUMAN1", "abc"],
+        ["quota", "set", "U0HUMAN1", "none"],
         ["quota", "set", "U0HUMAN1", "-3"],
         ["quota", "show", "bob"],
         ["quota", "frob"],

@@ -1,8 +1,20 @@
 -- Reserve the worst case of one reply, shrinking max_tokens to what the user can afford.
--- KEYS: spend hash, reservations hash, limit string (all in the {quota:<user>} slot).
+-- KEYS: spend hash, reservations hash (both of the current period), limit string (all in the
+--       {quota:<user>} slot).
 -- ARGV: now_ms, fallback limit, input_tokens, max_tokens, min_tokens, input price, output price,
 --       reservation id, expires_at_ms, reservations TTL seconds.
 -- Returns {1, max_tokens, amount, limit} when granted, {0, spent, reserved, limit} when refused.
+-- Only this period's reservations count: one made just before the period ended is held (and settled)
+-- in its own period, so it cannot block the new one.
+-- Run again with the same reservation id (redis-py resends a command whose reply was lost), it returns
+-- the first run's grant instead of counting that grant against itself.
+local earlier = redis.call('HGET', KEYS[2], ARGV[8])
+if earlier then
+  local amount, _, tokens, limit = string.match(earlier, '^(%d+):(%d+):(%d+):(%d+)$')
+  if amount ~= nil then
+    return {1, tonumber(tokens), tonumber(amount), tonumber(limit)}
+  end
+end
 local now = tonumber(ARGV[1])
 local limit = tonumber(redis.call('GET', KEYS[3]) or ARGV[2])
 local reserved = live_reserved(KEYS[2], now, true)
@@ -29,6 +41,7 @@ if tokens < min_tokens then
   return {0, spent, reserved, limit}
 end
 local amount = input_cost + tokens * out_price
-redis.call('HSET', KEYS[2], ARGV[8], string.format('%d:%d', amount, tonumber(ARGV[9])))
+local entry = string.format('%d:%d:%d:%d', amount, tonumber(ARGV[9]), tokens, limit)
+redis.call('HSET', KEYS[2], ARGV[8], entry)
 redis.call('EXPIRE', KEYS[2], ARGV[10])
 return {1, tokens, amount, limit}

@@ -1,5 +1,6 @@
 -- Read one user's quota state without changing it.
--- KEYS: limit string, spend hash, reservations hash (all in the {quota:<user>} slot). ARGV: now_ms.
+-- KEYS: limit string, spend hash, reservations hash (both of the current period; all in the
+--       {quota:<user>} slot). ARGV: now_ms.
 -- Returns {own limit or '', spent or '', replies or '', live reserved amount}.
 local own = redis.call('GET', KEYS[1]) or ''
 local spent = redis.call('HGET', KEYS[2], 'spent') or ''
