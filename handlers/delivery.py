@@ -3,7 +3,7 @@
 ``take_on`` runs inside the listener, before Bolt acknowledges the event (``process_before_response``),
 so an acknowledged message is always in the work stream. ``deliver`` is the runner's callback: it builds
 the reply's streamer on the messages an earlier attempt posted (if any) and runs the conversation with
-the entry's journal.
+the entry's journal. Before that, a thread the bot has no memory of is caught up (``handlers.catchup``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from bot.core.errors import StoreUnavailable
 from bot.metrics import Metrics
 from bot.work.journal import WorkJournal
 from bot.work.queue import WorkItem, WorkQueue
+from handlers.catchup import ThreadCatchUp
 from handlers.events import mentioned_users, slack_to_text
 from handlers.files import SlackFileFetcher
 from handlers.people import PeopleDirectory
@@ -46,6 +47,7 @@ class SlackDelivery:
         metrics: Metrics,
         edit_interval: float,
         people: PeopleDirectory | None = None,
+        catchup: ThreadCatchUp | None = None,
     ) -> None:
         self._queue = queue
         self._conversation = conversation
@@ -55,6 +57,7 @@ class SlackDelivery:
         self._metrics = metrics
         self._edit_interval = edit_interval
         self._people = people or PeopleDirectory()
+        self._catchup = catchup
         self._background: set[asyncio.Task[None]] = set()
 
     async def take_on(self, message: IncomingMessage, event_id: str, engage: bool = False) -> None:
@@ -105,6 +108,13 @@ class SlackDelivery:
             event_id=item.event_id,
         )
         journal = WorkJournal(self._queue, item, state)
+        catchup = self._catchup
+
+        async def prepare() -> None:
+            # Once the placeholder shows, before the history is read: the prompt then holds what the
+            # thread said before the bot was asked.
+            if catchup is not None:
+                await catchup.before_answer(message, journal)
 
         async def posted(timestamps: list[str]) -> None:
             await journal.record(messages=json.dumps(timestamps))
@@ -112,7 +122,7 @@ class SlackDelivery:
         recorded = _timestamps(journal.recorded("messages"))
         sink = self.streamer(message.thread, recorded, posted)
         try:
-            await self._conversation.answer(message, sink, self._files, journal)
+            await self._conversation.answer(message, sink, self._files, journal, prepare)
         finally:
             sink.close()
 

@@ -23,16 +23,20 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Core
+from bot.core.prompt import DEFAULT_SYSTEM_PROMPT
 from bot.settings import Settings
 from bot.store.connection import preload_scripts
+from bot.store.history import SEED_SCRIPT
 from bot.work.queue import WorkQueue
 from bot.work.runner import WorkRunner
 from handlers import register
 from handlers.admins import AdminDirectory
+from handlers.catchup import CatchUpConfig, ThreadCatchUp
 from handlers.commands import slack_quota_admin
 from handlers.delivery import SlackDelivery
 from handlers.files import SlackFileFetcher
 from handlers.identity import SlackIdentity
+from handlers.people import PeopleDirectory
 from handlers.reply.limits import SlackLimits
 from handlers.services import Services
 
@@ -65,7 +69,7 @@ async def build_front_end(
     identity = SlackIdentity(client)
     limits = SlackLimits(core.store, settings.slack_edits_per_minute)
     queue = WorkQueue(core.store, consumer_name())
-    await preload_scripts(core.store, (*limits.scripts, *queue.scripts))
+    await preload_scripts(core.store, (*limits.scripts, *queue.scripts, SEED_SCRIPT))
     files = SlackFileFetcher(
         http=core.http,
         slack=client,
@@ -74,8 +78,20 @@ async def build_front_end(
         plain_http_hosts=settings.plain_http_file_hosts,
         max_bytes=settings.image_max_download_bytes,
     )
+    people = PeopleDirectory()
+    catchup = ThreadCatchUp(
+        client, identity, people, core.history, core.images, files, catchup_config(settings), core.metrics
+    )
     delivery = SlackDelivery(
-        queue, core.conversation, client, files, limits, core.metrics, settings.stream_edit_interval
+        queue,
+        core.conversation,
+        client,
+        files,
+        limits,
+        core.metrics,
+        settings.stream_edit_interval,
+        people=people,
+        catchup=catchup,
     )
     services = Services(
         conversation=core.conversation,
@@ -88,6 +104,16 @@ async def build_front_end(
     acks = AcksInFlight()
     runner = WorkRunner(queue, delivery.deliver, lease_seconds=settings.work_lease_seconds, acking=acks.busy)
     return SlackFrontEnd(bolt=bolt, identity=identity, runner=runner, acks=acks)
+
+
+def catchup_config(settings: Settings) -> CatchUpConfig:
+    """Thread catch-up's settings: THREAD_CATCHUP_MESSAGES and the prompt's budget."""
+    return CatchUpConfig(
+        max_messages=settings.thread_catchup_messages,
+        context_tokens=settings.glm_context_tokens,
+        max_output_tokens=settings.glm_max_output_tokens,
+        system_prompt=settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
+    )
 
 
 def bolt_app(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -110,10 +111,13 @@ class ConversationService:
         sink: ReplySink,
         files: AttachmentFetcher,
         journal: ReplyJournal | None = None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Answer ``message``, streaming into ``sink``; ``files`` fetches its attachments.
 
         ``journal`` holds what an earlier attempt at this message recorded, and takes this one's records.
+        ``prepare`` runs once the placeholder shows and before the thread's history is read (the front
+        end's catch-up of a thread it has not seen); it must not raise.
         """
         journal = journal or NoJournal()
         task = asyncio.current_task()
@@ -136,6 +140,8 @@ class ConversationService:
             log.error("placeholder_failed", detail=str(failed))
             self._metrics.replies.labels("undeliverable").inc()
             return
+        if prepare is not None:
+            await prepare()
         await self._reply(message, sink, files, journal)
 
     async def _recover(self, journal: ReplyJournal) -> None:

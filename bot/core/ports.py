@@ -112,6 +112,15 @@ class History(Protocol):
         """Drop the thread's conversation."""
         ...
 
+    async def has_turns(self, thread: ThreadKey) -> bool:
+        """True when the thread has stored turns (being engaged there does not count)."""
+        ...
+
+    async def seed(self, thread: ThreadKey, turn_id: str, messages: Sequence[ChatMessage]) -> bool:
+        """Write the thread's first history (messages from before the bot was asked there) in one atomic
+        step, only while it has none, once per ``turn_id``; True when written."""
+        ...
+
 
 class ReplyJournal(Protocol):
     """Where one reply records how far it got, so that another process can resume it if this one dies.

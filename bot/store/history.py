@@ -26,6 +26,7 @@ log = structlog.get_logger(__name__)
 MAX_ENTRIES = 400
 APPEND_SCRIPT = lua_source(__package__, "history_append.lua")
 RETRACT_SCRIPT = lua_source(__package__, "history_retract.lua")
+SEED_SCRIPT = lua_source(__package__, "history_seed.lua")
 
 
 def history_key(thread: ThreadKey) -> str:
@@ -91,6 +92,28 @@ class HistoryStore:
         """Delete the thread's history."""
         with store_errors("history delete"):
             await self._client.delete(history_key(thread), engaged_key(thread))
+
+    async def has_turns(self, thread: ThreadKey) -> bool:
+        """True when the thread has stored turns (its memory), whether or not it is engaged."""
+        with store_errors("history lookup"):
+            return bool(await self._client.exists(history_key(thread)))
+
+    async def seed(self, thread: ThreadKey, turn_id: str, messages: Sequence[ChatMessage]) -> bool:
+        """Write ``messages`` as the thread's first history, in one atomic step, only while the thread has
+        none, once per ``turn_id``; True when written (``history_seed.lua``).
+
+        Safe to run twice: a client retry after a lost reply, a resumed reply, or a turn stored meanwhile
+        finds the history or the turn's marker and writes nothing. The script is registered here (not
+        preloaded with ``scripts``): only the Slack front end seeds, and it preloads ``SEED_SCRIPT``.
+        """
+        if not messages:
+            return False
+        entries = [json.dumps(_encode(m, turn_id), ensure_ascii=False) for m in messages]
+        keys = [history_key(thread), turn_key(thread, turn_id)]
+        script = self._client.register_script(SEED_SCRIPT)
+        with store_errors("history seed"):
+            written = await script(keys=keys, args=[self._ttl_seconds, turn_id, MAX_ENTRIES, *entries])
+        return bool(written)
 
 
 def _encode(message: ChatMessage, turn_id: str) -> dict[str, object]:

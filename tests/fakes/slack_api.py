@@ -2,6 +2,7 @@
 
 Point the bot at it with ``SLACK_API_URL=fake.api_url``. Every call is recorded in ``fake.calls``;
 messages posted with ``chat.postMessage`` and edited with ``chat.update`` are kept in ``fake.messages``.
+Threads for ``conversations.replies`` are in ``fake.threads`` (``tests.fakes.slack_threads``).
 Socket Mode too: ``apps.connections.open`` (app-level token) hands out a websocket on the same server,
 where a test pushes events with ``await fake.push_event(body)`` (see ``tests.fakes.socket_mode``).
 
@@ -26,6 +27,7 @@ from aiohttp import web
 from tests.fakes.constants import APP_ID, BOT_ID, BOT_TOKEN, BOT_USER_ID, TEAM_ID
 from tests.fakes.loopback import LoopbackServer, poll_until
 from tests.fakes.slack_blocks import blocks_error, shown
+from tests.fakes.slack_threads import SlackThreads
 from tests.fakes.socket_mode import APP_TOKEN, SOCKET_PATH, SocketModeHub
 
 __all__ = [
@@ -238,6 +240,7 @@ class FakeSlack(LoopbackServer):
         self.download_paths: list[str] = []
         self.file_scripts: dict[str, FileScript] = {}
         self.response_posts: list[ResponseUrlPost] = []
+        self.threads = SlackThreads()
         self._faults: dict[str, deque[_Fault]] = {}
         self._ts_counter = 0
         self.limits: SlackRateLimits | None = SlackRateLimits(clock) if enforce_limits else None
@@ -649,6 +652,11 @@ class FakeSlack(LoopbackServer):
             return {"ok": False, "error": "file_not_found"}
         return {"ok": True, "file": file_obj}
 
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, thread_ts = str(params.get("channel") or ""), str(params.get("ts") or "")
+        posted = [self._message_json(m) for m in self.messages_in(channel, thread_ts)] if channel else []
+        return self.threads.replies(params, posted)
+
     _methods: ClassVar[dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]]] = {
         "auth.test": _auth_test,
         "chat.postMessage": _chat_post_message,
@@ -657,4 +665,5 @@ class FakeSlack(LoopbackServer):
         "chat.postEphemeral": _chat_post_ephemeral,
         "users.info": _users_info,
         "files.info": _files_info,
+        "conversations.replies": _conversations_replies,
     }
