@@ -41,6 +41,26 @@ _COLOUR_SAMPLE_PIXELS = 1_000_000
 
 _WHITE = (255, 255, 255)
 
+DECODE_BUDGET_BYTES = 200 * 2**20
+"""Memory one decode may take for its full-size pixels (``python -m bench.images`` measures the peaks).
+
+JPEG decodes at a reduced scale (libjpeg's DCT scaling, ``Image.draft``), so only its reduced size
+counts; PNG, GIF, WebP and HEIF decode in full, so their largest accepted size depends on how many bytes
+a pixel takes in memory (Pillow keeps most modes in 4 bytes a pixel) and on the decoder's own copies.
+The full-size picture is then shrunk strip by strip, so no second full-size copy is ever made. 200 MiB
+admits a 40-megapixel RGB or RGBA PNG, a 15-megapixel HEIC and a 10-megapixel WebP picture."""
+
+# Bytes per pixel Pillow allocates for a mode (others: 4), and the mode a picture is converted to before
+# it can be shrunk with ``Image.reduce`` (which refuses palette, bilevel and 16-bit modes).
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_REDUCIBLE_AS = {"1": "L", "P": "RGBA", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I"}
+# Peak memory of a full decode as a multiple of the picture's own pixels, measured with
+# ``python -m bench.images``: Pillow's WebP decoder copies libwebp's buffer more than once, and
+# pillow-heif keeps libheif's planes and its own buffer beside the picture.
+_DECODE_COPIES = {"WEBP": 5.0, "HEIF": 3.5}
+_STRIP_BYTES = 8 * 2**20
+"""Size of the strips a large picture is shrunk in."""
+
 # ISO-BMFF major brands of HEIC/HEIF stills and sequences (the ones pillow-heif opens; AVIF is not built in).
 _HEIF_BRANDS = frozenset(
     {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
@@ -184,13 +204,51 @@ def _decode(data: bytes, fmt: str, max_pixels: int, max_side: int) -> tuple[Imag
             if fmt == "JPEG":
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that is still at least the target size.
                 source.draft(None, target_size(*source.size, max_side))
-            upright = ImageOps.exif_transpose(source)  # loads the pixels
+            _check_memory(source, fmt)
+            source.load()
+            # Shrink first, while the picture is the only full-size copy; turning and flattening then
+            # work on the small one.
+            upright = ImageOps.exif_transpose(_reduced(source, max_side))
         return _flatten(upright)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         # Pillow's process-wide backstop fired (only if someone lowered Image.MAX_IMAGE_PIXELS).
         raise ImageRejected("it is too large to process") from error
     except _DECODE_ERRORS as error:  # UnidentifiedImageError is an OSError
         raise ImageRejected(DAMAGED) from error
+
+
+def decode_cost(size: tuple[int, int], mode: str, fmt: str) -> int:
+    """Bytes a full-size decode of a ``fmt`` picture in ``mode`` of ``size`` takes at its peak."""
+    width, height = size
+    return int(width * height * _PIXEL_BYTES.get(mode, 4) * _DECODE_COPIES.get(fmt, 1.0))
+
+
+def _check_memory(source: Image.Image, fmt: str) -> None:
+    """Refuse a picture whose full-size decode would pass ``DECODE_BUDGET_BYTES`` (header only, no pixels)."""
+    if decode_cost(source.size, source.mode, fmt) > DECODE_BUDGET_BYTES:
+        width, height = source.size
+        raise ImageRejected(f"it is too large to process ({width}×{height} pixels)")
+
+
+def _reduced(image: Image.Image, max_side: int) -> Image.Image:
+    """``image`` shrunk by a whole factor to no less than twice the target size (box filter), in a mode
+    ``Image.reduce`` accepts; the caller's final resize then has room to filter well.
+
+    A large picture is converted and shrunk one strip at a time: converting it whole, or reducing an RGBA
+    picture (Pillow premultiplies its alpha into a full copy first), would double the memory it takes.
+    """
+    mode = _REDUCIBLE_AS.get(image.mode, image.mode)
+    width, height = target_size(image.width, image.height, max_side)
+    factor = min(image.width // (2 * width), image.height // (2 * height))
+    if factor < 2:
+        return image.convert(mode) if mode != image.mode else image
+    out = Image.new(mode, (-(-image.width // factor), -(-image.height // factor)))
+    rows = max(1, _STRIP_BYTES // (image.width * 4 * factor)) * factor  # whole boxes per strip
+    for top in range(0, image.height, rows):
+        strip = image.crop((0, top, image.width, min(image.height, top + rows)))
+        out.paste(strip.convert(mode).reduce(factor), (0, top // factor))
+    out.info = image.info  # EXIF orientation is applied next
+    return out
 
 
 def _flatten(image: Image.Image) -> tuple[Image.Image, bool]:

@@ -16,7 +16,8 @@ from bot.core.ports import AttachmentFetcher
 from bot.images.cache import ImageCache
 from bot.images.decode import NOT_AN_IMAGE, prepare_image
 
-# A 40-megapixel decode can take ~150 MB: never run more than this many at once in one process.
+# A download holds up to IMAGE_MAX_DOWNLOAD_MB and its decode up to ~220 MB (``python -m bench.images``):
+# never hold more than this many at once in one process, so its memory stays bounded whatever the load.
 MAX_PARALLEL_DECODES = 2
 IMAGE_MIMETYPES = frozenset(
     {"image/png", "image/jpeg", "image/jpg", "image/gif", "image/webp", "image/heic", "image/heif"}
@@ -55,10 +56,12 @@ class ImagePipeline:
 
     async def _prepare(self, attachment: Attachment, fetcher: AttachmentFetcher) -> CachedImage | str:
         try:
-            data = await fetcher.fetch(attachment)
-            # Decoding and resizing are CPU work: keep them off the event loop, and few at a time.
+            # Few at a time, download included (its bytes are held until the decode is done); decoding
+            # and resizing are CPU work, kept off the event loop.
             async with self._decoding:
+                data = await fetcher.fetch(attachment)
                 prepared = await asyncio.to_thread(prepare_image, data, self._max_side)
+                del data
         except ImageRejected as rejected:
             return file_problem(attachment.name, rejected.reason)
         ref = ImageRef(

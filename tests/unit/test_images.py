@@ -18,6 +18,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from bot.core.errors import ImageRejected
+from bot.images import decode
 from bot.images.decode import DAMAGED, NOT_AN_IMAGE, TOO_BIG_TO_SEND, PreparedImage, prepare_image
 from bot.images.tokens import PATCH, image_tokens, target_size
 
@@ -463,3 +464,47 @@ def test_prepared_image_is_immutable() -> None:
     prepared = prepare_image(encode(photo(100, 100), "PNG"))
     with pytest.raises(AttributeError):
         prepared.width = 1  # type: ignore[misc]
+
+
+# --- bounded memory -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "1", "I;16"])
+def test_shrinking_in_strips_equals_shrinking_whole(mode: str) -> None:
+    """The strip-by-strip reduction gives exactly the pixels of converting and reducing the whole."""
+    base = Image.effect_noise((1000, 900), 64).convert("L")
+    image = Image.merge(
+        "RGBA", (base, base.rotate(90), base.transpose(Image.Transpose.FLIP_LEFT_RIGHT), base)
+    )
+    image = (
+        image.convert(mode) if mode != "I;16" else base.convert("I").point(lambda v: v * 200).convert(mode)
+    )
+    strips = decode._reduced(image, max_side=112)
+    whole = image.convert(decode._REDUCIBLE_AS.get(mode, mode)).reduce(4)
+    assert strips.size == whole.size == (250, 225)
+    assert strips.tobytes() == whole.tobytes()
+
+
+def test_decode_budget_refuses_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A picture whose full decode would pass the budget is refused from its header; a cheaper mode of
+    the same size passes (a palette picture takes a quarter of the memory of an RGBA one)."""
+    monkeypatch.setattr(decode, "DECODE_BUDGET_BYTES", 1_000_000)
+    rgba = Image.new("RGBA", (600, 600), (10, 20, 30, 128))
+    with pytest.raises(ImageRejected, match=r"too large to process \(600×600 pixels\)"):
+        prepare_image(_png(rgba))
+    assert prepare_image(_png(rgba.convert("P"))).width > 0
+
+
+def test_decoders_that_copy_get_lower_ceilings() -> None:
+    """WebP and HEIF decoders hold several copies of the picture: their ceilings are lower."""
+    size = (4000, 2500)
+    assert decode.decode_cost(size, "RGB", "PNG") == 40_000_000
+    assert decode.decode_cost(size, "RGB", "WEBP") == 200_000_000
+    assert decode.decode_cost(size, "RGB", "HEIF") == 140_000_000
+    assert decode.decode_cost(size, "P", "GIF") == 10_000_000
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
