@@ -5,8 +5,12 @@
 #   docker run --rm -it --env-file .env glmbot console         # chat in the terminal
 # Settings come from the environment (see deploy/.env.example); no .env file is baked into the image.
 
-# ---- build: install the project and its dependencies into a virtualenv ----
-FROM python:3.11-slim AS build
+# The base image. For a build that gives the same image every time, pin it by digest:
+#   docker build --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:<digest> -t glmbot .
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# ---- build: install the locked dependencies, then the project, into a virtualenv ----
+FROM ${PYTHON_IMAGE} AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
@@ -15,13 +19,22 @@ RUN python -m venv /opt/venv
 ENV PATH="/opt/venv/bin:$PATH"
 
 WORKDIR /src
+# Exactly the versions and files in requirements.lock: pip refuses any file whose sha256 is not listed
+# there, and nothing outside it is installed (--no-deps). The lock includes setuptools, the build backend.
+# This layer is rebuilt only when the lock changes.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
+
+# The project itself, with no dependency resolution (they are all installed above) and built by the
+# locked setuptools rather than one fetched for an isolated build.
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
-RUN pip install .
+RUN pip install --no-deps --no-build-isolation . \
+ && pip check
 
 # ---- runtime: the virtualenv on a clean slim image, run as a non-root user ----
-FROM python:3.11-slim AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 
 RUN groupadd --system --gid 10001 glmbot \
  && useradd --system --uid 10001 --gid glmbot --no-create-home --shell /usr/sbin/nologin glmbot

@@ -21,7 +21,8 @@ from bench.process import log_events
 from bench.redis_monitor import MonitorCounts, monitored_redis, redis_command_stats, wait_redis_quiet
 from bench.report import RunResult
 from bench.traffic import Ack, channel_for, send_burst, thread_for
-from bot.work.queue import STREAM_KEY
+from bot.work.queue import stream_key
+from tests.fakes.constants import TEAM_ID
 
 POLL_INTERVAL = 0.1  # seconds between looks at the fake Slack
 
@@ -54,7 +55,7 @@ async def wait_settled(
         outcomes = thread_outcomes(run.slack, threads, run.expected_text)
         if all(o.settled for o in outcomes.values()):
             xlens += 1
-            if int(run.redis.client.xlen(STREAM_KEY)) == 0:
+            if int(run.redis.client.xlen(stream_key(TEAM_ID))) == 0:
                 return outcomes, xlens
         if time.monotonic() >= deadline:
             return outcomes, xlens

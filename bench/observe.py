@@ -48,7 +48,7 @@ def _is_leftover(text: str) -> bool:
 
 def _outcome(messages: list[FakeMessage], expected: str) -> ThreadOutcome:
     full = [m for m in messages if m.text == expected]
-    leftover = any(_is_leftover(m.text) for m in messages)
+    leftover = any(_is_leftover(m.shown) for m in messages)  # the cursor shows in the blocks only
     complete = bool(full) and not leftover
     settled = complete or (bool(messages) and not leftover)
     return ThreadOutcome(
@@ -101,9 +101,7 @@ def edit_mode_counts(slack: FakeSlack, threads: set[Thread]) -> tuple[int, int]:
     interim = sum(
         1
         for call in slack.calls
-        if call.method == "chat.update"
-        and id(call) not in refused
-        and str(call.body.get("text") or "").endswith(TYPING_CURSOR)
+        if call.method == "chat.update" and id(call) not in refused and call.shown.endswith(TYPING_CURSOR)
     )
     return len(placeholders & threads), interim
 

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.billing.pricing import Price, PricingError, price_for
+from bot.store.connection import parse_topology
 
 CommaList = Annotated[list[str], NoDecode]
 MAX_OUTPUT_CEILING = 32768
@@ -104,8 +105,10 @@ class Settings(BaseSettings):
     @field_validator("redis_url", "redis_cache_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        # One server, Sentinel (redis+sentinel://host:26379[,host2:26379]/SERVICE[/DB]) or Cluster
+        # (redis+cluster://host:port[,host2:port]); parse_topology raises ValueError saying what is wrong.
+        if value:
+            parse_topology(value)
         return value or None
 
     @model_validator(mode="after")

@@ -23,11 +23,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Core
+from bot.core.errors import DeliveryFailed
 from bot.core.prompt import DEFAULT_SYSTEM_PROMPT
 from bot.settings import Settings
 from bot.store.connection import preload_scripts
 from bot.store.history import SEED_SCRIPT
-from bot.work.queue import WorkQueue
+from bot.work.queue import TeamLookup, WorkQueue
 from bot.work.runner import WorkRunner
 from handlers import register
 from handlers.admins import AdminDirectory
@@ -68,7 +69,7 @@ async def build_front_end(
     client = web_client(settings, session)
     identity = SlackIdentity(client)
     limits = SlackLimits(core.store, settings.slack_edits_per_minute)
-    queue = WorkQueue(core.store, consumer_name())
+    queue = WorkQueue(core.store, consumer_name(), workspace_of(identity))
     await preload_scripts(core.store, (*limits.scripts, *queue.scripts, SEED_SCRIPT))
     files = SlackFileFetcher(
         http=core.http,
@@ -159,6 +160,19 @@ def web_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebCl
         session=session,
         retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncServerErrorRetryHandler(max_retry_count=2)],
     )
+
+
+def workspace_of(identity: SlackIdentity) -> TeamLookup:
+    """The work queue's workspace: the team id of ``auth.test`` (asked once, then known); None while Slack
+    cannot be reached, so the work stream of the right workspace is read once it answers."""
+
+    async def team() -> str | None:
+        try:
+            return (await identity.authorize(None)).team_id
+        except DeliveryFailed:
+            return None
+
+    return team
 
 
 def consumer_name() -> str:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what it needs (redis-server, a virtualenv with the
-# project and its dev tools), then runs lint, types and every test. CI runs exactly this.
+# project and its dev tools from requirements-dev.lock), then runs lint, types and every test. CI runs
+# exactly this. tests/unit/test_deploy.py also needs kubectl (kustomize v5) on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +10,10 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# Exactly the locked dependencies and dev tools (every file checked against its sha256 in the lock), then
+# the project itself, editable, built by the locked setuptools and resolving nothing.
+.venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -11,6 +11,8 @@ import pytest
 from tests.fakes.bot_env import is_bot_setting
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY
 from tests.fakes.model_api import FakeModel
+from tests.fakes.redis_cluster import RedisClusterServers
+from tests.fakes.redis_sentinel import RedisSentinelServers
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack
 
@@ -55,3 +57,25 @@ async def fake_model() -> AsyncIterator[FakeModel]:
     """A started FakeModel accepting ``MODEL_API_KEY``; ``fake_model.base_url`` is the bot's GLM_BASE_URL."""
     async with FakeModel(api_key=MODEL_API_KEY) as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """One real three-master Redis Cluster on free loopback ports for the whole session (started on first
+    use); tests flush it with ``redis_cluster.flush()``."""
+    cluster = RedisClusterServers().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[RedisSentinelServers]:
+    """One real Sentinel deployment (master, replica, three sentinels) on free loopback ports for the whole
+    session (started on first use). Tests that kill its master start a deployment of their own."""
+    deployment = RedisSentinelServers().start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()

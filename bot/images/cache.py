@@ -8,8 +8,11 @@ The cache has a size cap (IMAGE_CACHE_MAX_MB), so images can never crowd money o
 global index in its own slot (``glmbot:{images}:order|sizes|bytes``: admission order, bytes per image,
 total bytes) is kept by one Lua script: admitting an image evicts the oldest entries while the total is
 over the cap, and returns them. The caller deletes those (one DEL each: they live in other slots) before
-writing the admitted images on the same connection, so the bytes stored never pass the cap. An image
-larger than the cap is not cached. Sizes count key plus value bytes, not Redis's per-key overhead.
+writing the admitted images in the same pipeline, so the bytes stored never pass the cap. The pipeline is
+not a transaction, so on a Redis Cluster redis-py sends each command to its own slot's node; the nodes
+run their parts at once, so there the cap may be passed for an instant by the images being replaced.
+An image larger than the cap is not cached. Sizes count key plus value bytes, not Redis's per-key
+overhead.
 
 The cache is an optimisation: when its Redis fails, a read is a miss and a write is skipped (logged).
 """

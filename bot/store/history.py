@@ -1,8 +1,10 @@
 """Per-thread conversation history in Redis: one list per thread, appended atomically, with a TTL.
 
 Key layout: ``glmbot:{<team>:<channel>:<thread_ts>}:history``. The braces are a Redis Cluster hash tag, so
-every key of one thread lands in one slot. Each entry is one JSON object: ``role``, ``text`` and
-``images`` (compact references; the bytes live in ``bot.images.cache``).
+every key of one thread lands in one slot: each script, and the two-key EXISTS and DEL (history and
+``engaged``), touch that slot only, as a cluster requires
+(https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/). Each entry is one JSON
+object: ``role``, ``text`` and ``images`` (compact references; the bytes live in ``bot.images.cache``).
 Each turn (question, answer) is appended in one script call, once per turn id (the user's message ts):
 a client retry after a lost reply, or a resumed reply, appends nothing more. Entries carry their turn
 id, so a turn can be taken back exactly. The list is capped so a very long thread cannot grow without

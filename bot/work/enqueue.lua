@@ -6,12 +6,17 @@
 -- the event that announced it (for logs); ARGV[5]: this call's token.
 -- The claim holds the token of the call that made it, so the same call run again (a client retry after
 -- a lost reply) is told it added the entry, while any other copy is told it was already claimed.
--- Returns the entry's id, or false when the message was already claimed by another call.
+-- Returns the entry's id; when another call claimed the message: 0 while its work is still pending,
+-- -1 when it is done (the caller then takes the message back out of its thread's line).
 if not redis.call('SET', KEYS[1], ARGV[5], 'NX', 'EX', ARGV[1]) then
+  local pending = redis.call('GET', KEYS[3])
   if redis.call('GET', KEYS[1]) == ARGV[5] then
-    return redis.call('GET', KEYS[3]) or false
+    return pending or -1
   end
-  return false
+  if pending then
+    return 0
+  end
+  return -1
 end
 local id = redis.call('XADD', KEYS[2], '*', 'key', ARGV[2], 'message', ARGV[3], 'event', ARGV[4])
 -- Pending until done: a later message of the same thread waits while this key exists.

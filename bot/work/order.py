@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
 from bot.core.domain import IncomingMessage, ThreadKey
 from bot.store.connection import lua_source, store_errors
@@ -50,6 +51,19 @@ class ThreadOrder:
     def scripts(self) -> tuple[str, ...]:
         """The Lua sources this runs, for preloading at start."""
         return (FIRST_TURN_SCRIPT,)
+
+    def line_up_in(self, pipe: Pipeline, message: IncomingMessage) -> None:
+        """Queue in ``pipe`` the commands that put ``message`` in its thread's line (ZADD NX, EXPIRE)."""
+        key = turns_key(message.thread)
+        pipe.zadd(key, {message.message_ts: 0}, nx=True)
+        pipe.expire(key, TURNS_TTL_SECONDS)
+
+    async def line_up(self, message: IncomingMessage) -> None:
+        """Put ``message`` in its thread's line, in one round trip of its own. Raises StoreUnavailable."""
+        with store_errors("thread order"):
+            async with self._client.pipeline(transaction=False) as pipe:
+                self.line_up_in(pipe, message)
+                await pipe.execute()
 
     async def first(self, message: IncomingMessage) -> str:
         """Line ``message`` up (again: it is idempotent) and return the ts of its thread's first message.

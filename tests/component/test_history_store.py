@@ -89,7 +89,7 @@ async def test_unreachable_store_raises_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable):
         await store.append(THREAD, "4.0", [ChatMessage("user", "q")])
     with pytest.raises(StoreUnavailable):
-        await WorkQueue(dead, "c1").enqueue(IncomingMessage(THREAD, "1", "U1", "hi"))
+        await WorkQueue(dead, "c1", THREAD.team).enqueue(IncomingMessage(THREAD, "1", "U1", "hi"))
     await dead.aclose()
 
 

@@ -9,13 +9,16 @@ import pytest
 import redis.asyncio as redis
 
 from bot.core.domain import Attachment, IncomingMessage, ThreadKey
+from bot.core.errors import StoreUnavailable
 from bot.store.connection import open_store
 from bot.work.journal import WorkJournal
-from bot.work.queue import STREAM_KEY, WorkItem, WorkQueue, decode_message, encode_message
+from bot.work.queue import WorkItem, WorkQueue, decode_message, encode_message, stream_key
 from bot.work.runner import WorkRunner
 from tests.fakes.redis_server import RedisServer
 
 THREAD = ThreadKey("T1", "C1", "100.1")
+TEAM = THREAD.team
+STREAM = stream_key(TEAM)
 
 
 def _message(ts: str = "100.2", text: str = "hello") -> IncomingMessage:
@@ -39,17 +42,17 @@ def test_messages_round_trip_through_json() -> None:
 
 async def test_enqueue_once_per_message(client: redis.Redis) -> None:
     """Of many concurrent copies of one message exactly one becomes work."""
-    queue = WorkQueue(client, "c1")
+    queue = WorkQueue(client, "c1", TEAM)
     await queue.ensure_group()
     added = await asyncio.gather(*(queue.enqueue(_message()) for _ in range(20)))
     assert added.count(True) == 1
-    assert await client.xlen(STREAM_KEY) == 1
-    assert 86000 < await client.ttl("glmbot:{work}:claim:T1:C1:100.2") <= 86400
+    assert await client.xlen(STREAM) == 1
+    assert 86000 < await client.ttl("glmbot:{work:T1}:claim:T1:C1:100.2") <= 86400
 
 
 async def test_read_begin_record_done(client: redis.Redis) -> None:
     """An entry is read once, carries its journal between attempts, and is gone when done."""
-    queue = WorkQueue(client, "c1")
+    queue = WorkQueue(client, "c1", TEAM)
     await queue.ensure_group()
     await queue.enqueue(_message())
     [item] = await queue.read(10, 10)
@@ -63,13 +66,13 @@ async def test_read_begin_record_done(client: redis.Redis) -> None:
     assert again["attempts"] == "2"
     assert again["messages"] == '["1.1"]'
     await queue.done(item)
-    assert await client.xlen(STREAM_KEY) == 0
-    assert await client.exists("glmbot:{work}:state:T1:C1:100.2") == 0
+    assert await client.xlen(STREAM) == 0
+    assert await client.exists("glmbot:{work:T1}:state:T1:C1:100.2") == 0
 
 
 async def test_idle_entries_move_to_another_consumer(client: redis.Redis) -> None:
     """An entry whose owner stopped renewing is re-claimed by another consumer; a renewing owner keeps it."""
-    dead, alive, other = (WorkQueue(client, name) for name in ("dead", "alive", "other"))
+    dead, alive, other = (WorkQueue(client, name, TEAM) for name in ("dead", "alive", "other"))
     await dead.ensure_group()
     await dead.enqueue(_message("1.1"))
     await dead.enqueue(_message("1.2"))
@@ -84,7 +87,7 @@ async def test_idle_entries_move_to_another_consumer(client: redis.Redis) -> Non
 
 async def test_runner_delivers_and_resumes_after_a_crash(client: redis.Redis) -> None:
     """A runner answers new work; work abandoned by a dead runner is resumed by another with its journal."""
-    queue = WorkQueue(client, "dead")
+    queue = WorkQueue(client, "dead", TEAM)
     await queue.ensure_group()
     await queue.enqueue(_message("2.1"))
     [orphan] = await queue.read(1, 10)
@@ -96,7 +99,7 @@ async def test_runner_delivers_and_resumes_after_a_crash(client: redis.Redis) ->
     async def deliver(item: WorkItem, state: dict[str, str]) -> None:
         seen.append((item.message.message_ts, state.get("messages", "")))
 
-    runner = WorkRunner(WorkQueue(client, "alive"), deliver, lease_seconds=0.2)
+    runner = WorkRunner(WorkQueue(client, "alive", TEAM), deliver, lease_seconds=0.2)
     await runner.start()
     await queue.enqueue(_message("2.2"))
     for _ in range(100):
@@ -105,7 +108,7 @@ async def test_runner_delivers_and_resumes_after_a_crash(client: redis.Redis) ->
         await asyncio.sleep(0.05)
     await runner.stop(drain_seconds=1)
     assert sorted(seen) == [("2.1", '["9.9"]'), ("2.2", "")]
-    assert await client.xlen(STREAM_KEY) == 0
+    assert await client.xlen(STREAM) == 0
 
 
 async def test_stopped_runner_leaves_unfinished_work(client: redis.Redis) -> None:
@@ -116,20 +119,20 @@ async def test_stopped_runner_leaves_unfinished_work(client: redis.Redis) -> Non
         started.set()
         await asyncio.sleep(60)
 
-    queue = WorkQueue(client, "c1")
+    queue = WorkQueue(client, "c1", TEAM)
     runner = WorkRunner(queue, deliver)
     await runner.start()
     await queue.enqueue(_message("3.1"))
     await asyncio.wait_for(started.wait(), 5)
     await runner.stop(drain_seconds=0.05)
-    assert await client.xlen(STREAM_KEY) == 1
-    pending = await client.xpending(STREAM_KEY, "glmbot")
+    assert await client.xlen(STREAM) == 1
+    pending = await client.xpending(STREAM, "glmbot")
     assert pending["pending"] == 1
 
 
 async def test_renew_keeps_every_owned_entry(client: redis.Redis) -> None:
     """A consumer with older entries pending still keeps the lease on all the ones it asks about."""
-    queue = WorkQueue(client, "c1")
+    queue = WorkQueue(client, "c1", TEAM)
     await queue.ensure_group()
     for i in range(6):
         await queue.enqueue(_message(f"4.{i}"))
@@ -140,26 +143,26 @@ async def test_renew_keeps_every_owned_entry(client: redis.Redis) -> None:
 
 async def test_done_by_a_replaced_owner_leaves_the_entry(client: redis.Redis) -> None:
     """An owner that lost the entry to another consumer does not acknowledge or delete it."""
-    slow, other = WorkQueue(client, "slow"), WorkQueue(client, "other")
+    slow, other = WorkQueue(client, "slow", TEAM), WorkQueue(client, "other", TEAM)
     await slow.ensure_group()
     await slow.enqueue(_message("5.1"))
     [item] = await slow.read(1, 10)
     await asyncio.sleep(0.05)
     [taken] = await other.reclaim(10, min_idle_ms=10)
     await slow.done(item)
-    assert await client.xlen(STREAM_KEY) == 1
+    assert await client.xlen(STREAM) == 1
     await other.done(taken)
-    assert await client.xlen(STREAM_KEY) == 0
+    assert await client.xlen(STREAM) == 0
 
 
 async def test_unreadable_entry_is_dropped(client: redis.Redis) -> None:
     """An entry that cannot be decoded is logged and removed, not re-claimed for ever."""
-    queue = WorkQueue(client, "c1")
+    queue = WorkQueue(client, "c1", TEAM)
     await queue.ensure_group()
-    await client.xadd(STREAM_KEY, {"key": "T1:C1:6.1", "message": "not json"})
+    await client.xadd(STREAM, {"key": "T1:C1:6.1", "message": "not json"})
     assert await queue.read(10, 10) == []
-    assert await client.xlen(STREAM_KEY) == 0
-    assert (await client.xpending(STREAM_KEY, "glmbot"))["pending"] == 0
+    assert await client.xlen(STREAM) == 0
+    assert (await client.xpending(STREAM, "glmbot"))["pending"] == 0
 
 
 async def test_replies_stop_when_leases_cannot_be_renewed() -> None:
@@ -177,7 +180,7 @@ async def test_replies_stop_when_leases_cannot_be_renewed() -> None:
 
     private = RedisServer().start()  # this test stops its own server
     client = open_store(private.url)
-    queue = WorkQueue(client, "c1")
+    queue = WorkQueue(client, "c1", TEAM)
     runner = WorkRunner(queue, deliver, lease_seconds=1.0)
     try:
         await runner.start()
@@ -189,3 +192,38 @@ async def test_replies_stop_when_leases_cannot_be_renewed() -> None:
     finally:
         private.stop()
         await client.aclose()
+
+
+async def test_each_workspace_has_its_own_stream(client: redis.Redis) -> None:
+    """Work of two workspaces lives in two streams (two hash slots); a queue reads only its own."""
+    ours, theirs = WorkQueue(client, "c1", TEAM), WorkQueue(client, "c1", "T2")
+    for queue in (ours, theirs):
+        await queue.ensure_group()
+    await theirs.enqueue(IncomingMessage(ThreadKey("T2", "C1", "8.1"), "8.1", "U1", "hi"))
+    assert await ours.read(10, 10) == []
+    assert [item.key for item in await theirs.read(10, 10)] == ["T2:C1:8.1"]
+    assert await client.xlen(stream_key("T2")) == 1
+    with pytest.raises(ValueError, match="team id"):
+        WorkQueue(client, "c1", "T{1}")
+
+
+async def test_a_workspace_not_known_yet_reads_nothing_until_it_is(client: redis.Redis) -> None:
+    """The Slack front end's team comes from auth.test, which may not answer at start: until the lookup
+    names it, the queue reads and reclaims nothing and refuses new work; then it serves that team."""
+    known: list[str] = []
+
+    async def lookup() -> str | None:
+        return known[0] if known else None
+
+    queue = WorkQueue(client, "c1", lookup)
+    await queue.ensure_group()
+    assert await queue.read(10, 10) == []
+    assert await queue.reclaim(10, 0) == []
+    with pytest.raises(StoreUnavailable):
+        await queue.enqueue(_message("9.1"))
+    known.append(TEAM)
+    assert await queue.workspace() == TEAM
+    assert await queue.enqueue(_message("9.1"))
+    assert await queue.read(10, 10) == []  # the stream had no group yet: made now
+    [item] = await queue.read(10, 10)
+    assert item.message == _message("9.1")

@@ -12,13 +12,15 @@ import redis.asyncio as redis
 from bot.core.domain import IncomingMessage, ThreadKey
 from bot.store.connection import open_store, preload_scripts
 from bot.work.order import turns_key
-from bot.work.queue import STREAM_KEY, WorkItem, WorkQueue
+from bot.work.queue import WorkItem, WorkQueue, stream_key
 from bot.work.runner import WorkRunner
 from handlers.reply.limits import SlackLimits
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.tcp_proxy import TcpProxy
 
 THREAD = ThreadKey("T1", "C9", "300.000001")
+TEAM = THREAD.team
+STREAM = stream_key(TEAM)
 
 
 def _message(ts: str) -> IncomingMessage:
@@ -32,7 +34,9 @@ async def lossy(redis_server: RedisServer) -> AsyncIterator[tuple[TcpProxy, redi
     redis_server.flush()
     async with TcpProxy("127.0.0.1", redis_server.port) as proxy:
         client = open_store(proxy.url())
-        await preload_scripts(client, [*WorkQueue(client, "x").scripts, *SlackLimits(client, 50).scripts])
+        await preload_scripts(
+            client, [*WorkQueue(client, "x", TEAM).scripts, *SlackLimits(client, 50).scripts]
+        )
         yield proxy, client
         await client.aclose()
 
@@ -40,12 +44,12 @@ async def lossy(redis_server: RedisServer) -> AsyncIterator[tuple[TcpProxy, redi
 async def test_enqueue_retried_after_a_lost_reply_adds_once(lossy: tuple[TcpProxy, redis.Redis]) -> None:
     """The enqueue ran but its reply was lost: the retry says "added", and there is one entry."""
     proxy, client = lossy
-    queue = WorkQueue(client, "c1")
+    queue = WorkQueue(client, "c1", TEAM)
     await queue.ensure_group()
     proxy.drop_next_reply()
     assert await queue.enqueue(_message("300.000002"))
     assert proxy.dropped == 1
-    assert await client.xlen(STREAM_KEY) == 1
+    assert await client.xlen(STREAM) == 1
     assert not await queue.enqueue(_message("300.000002"))  # a real duplicate is still refused
     assert await client.zrange(turns_key(THREAD), 0, -1) == ["300.000002"]
 
@@ -53,7 +57,7 @@ async def test_enqueue_retried_after_a_lost_reply_adds_once(lossy: tuple[TcpProx
 async def test_begin_and_done_retried_count_once(lossy: tuple[TcpProxy, redis.Redis]) -> None:
     """A lost reply to begin does not count a second attempt; a lost reply to done still finishes."""
     proxy, client = lossy
-    queue = WorkQueue(client, "c1")
+    queue = WorkQueue(client, "c1", TEAM)
     await queue.ensure_group()
     await queue.enqueue(_message("300.000003"))
     [item] = await queue.read(1, 10)
@@ -63,7 +67,7 @@ async def test_begin_and_done_retried_count_once(lossy: tuple[TcpProxy, redis.Re
     proxy.drop_next_reply()
     await queue.done(item)
     assert proxy.dropped == 2
-    assert await client.xlen(STREAM_KEY) == 0
+    assert await client.xlen(STREAM) == 0
     assert await client.zrange(turns_key(THREAD), 0, -1) == []  # the turn left its thread's line
 
 
@@ -82,7 +86,7 @@ async def test_rate_limit_slot_retried_is_taken_once(lossy: tuple[TcpProxy, redi
 async def test_stale_first_turn_does_not_block_the_thread(redis_url: str) -> None:
     """A message whose work is gone but which is still first in its thread's line is skipped."""
     client = open_store(redis_url)
-    queue = WorkQueue(client, "c1")
+    queue = WorkQueue(client, "c1", TEAM)
     await queue.ensure_group()
     await client.zadd(turns_key(THREAD), {"300.000001": 0})  # work done, process died before it left
     await queue.enqueue(_message("300.000005"))
@@ -106,12 +110,14 @@ async def test_two_replicas_answer_one_thread_in_order(redis_url: str) -> None:
         answered.append(item.message.message_ts)
         running.remove(item.message.message_ts)
 
-    first = WorkQueue(clients[0], "replica-a")
+    first = WorkQueue(clients[0], "replica-a", TEAM)
     await first.ensure_group()
     stamps = [f"300.0000{n:02d}" for n in range(10, 18)]
     for ts in stamps:
         await first.enqueue(_message(ts))
-    runners = [WorkRunner(WorkQueue(c, name), deliver) for c, name in zip(clients, ("a", "b"), strict=True)]
+    runners = [
+        WorkRunner(WorkQueue(c, name, TEAM), deliver) for c, name in zip(clients, ("a", "b"), strict=True)
+    ]
     for runner in runners:
         await runner.start()
     for _ in range(200):

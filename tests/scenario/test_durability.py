@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from bot.store.connection import open_store
+from bot.work.queue import stream_key
 from handlers.reply.streamer import TYPING_CURSOR
 from tests.fakes.bot_env import fake_backed_settings
 from tests.fakes.bot_process import free_port, start_bot, stop_bot, wait_healthy
-from tests.fakes.constants import SIGNING_SECRET
+from tests.fakes.constants import SIGNING_SECRET, TEAM_ID
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.signing import event_body, signed_headers
 from tests.fakes.slack_api import FakeSlack
@@ -87,7 +88,7 @@ async def test_killed_reply_is_resumed_on_the_same_placeholder(
         spend = await store.hgetall(
             next(iter([k async for k in store.scan_iter("glmbot:{quota:U0HUMAN1}:spend:*")]))
         )
-        assert await store.xlen("glmbot:{work}:replies") == 0
+        assert await store.xlen(stream_key(TEAM_ID)) == 0
     finally:
         await store.aclose()
     assert reservations == {}
