@@ -35,6 +35,7 @@ class RunEnv:
     redis: RedisServer
     replicas: list[Replica]
     expected_text: str  # each reply's final Slack fallback text: render_one(answer).text
+    answer: str = ""  # each reply's Markdown: what a native stream holds once it is stopped
 
 
 def make_answer(chars: int) -> str:
@@ -77,9 +78,9 @@ async def started_run(
         model.default_reply = Reply(
             text=answer, chunk_chars=CHARS_PER_TOKEN, delay=1.0 / options.tokens_per_second
         )
-        env = bot_environment(slack, model, redis, options)
+        env = {**bot_environment(slack, model, redis, options), "SLACK_STREAMING": spec.streaming}
         replicas = [await stack.enter_async_context(replica(i, env, workdir)) for i in range(spec.replicas)]
-        yield RunEnv(options, spec, run_no, slack, model, redis, replicas, _final_text(answer))
+        yield RunEnv(options, spec, run_no, slack, model, redis, replicas, _final_text(answer), answer)
 
 
 def _final_text(answer: str) -> str:

@@ -52,7 +52,7 @@ async def wait_settled(
     """
     xlens = 0
     while True:
-        outcomes = thread_outcomes(run.slack, threads, run.expected_text)
+        outcomes = thread_outcomes(run.slack, threads, (run.expected_text, run.answer))
         if all(o.settled for o in outcomes.values()):
             xlens += 1
             if int(run.redis.client.xlen(stream_key(TEAM_ID))) == 0:
@@ -128,4 +128,5 @@ def _result(
         log_events=dict(logs),
         placeholders=placeholders,
         interim_edits=interim_edits,
+        streams=len(run.slack.streams.streams),
     )

@@ -4,8 +4,9 @@ A thread is one mention's thread: (channel, thread_ts). Its bot messages that ar
 
 * an *answer message* shows answer text, whole or in part: anything but the placeholder or a
   ``:warning:`` (the answers are short enough for one message, so there are no continuation parts);
-* the thread is *complete* when one message shows exactly the expected text and no message still shows
-  the placeholder or the typing cursor;
+* the thread is *complete* when one message shows exactly the expected text (the rendered fallback text
+  of an edited message, or the Markdown of a native stream) and no message still shows the placeholder
+  or the typing cursor, or is a stream not yet stopped;
 * it is *settled* when nothing in it will change any more: complete, or ended another way (a warning);
 * it has a *duplicate* when it holds more than one answer message.
 
@@ -22,7 +23,7 @@ from tests.fakes.slack_api import FakeMessage, FakeSlack
 
 Thread = tuple[str, str]  # (channel, thread_ts)
 _WARNING = ":warning:"
-_TEXTS_CALLS = ("chat.postMessage", "chat.update")
+_TEXTS_CALLS = ("chat.postMessage", "chat.update", "chat.appendStream", "chat.stopStream")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +47,10 @@ def _is_leftover(text: str) -> bool:
     return text == PLACEHOLDER or text.endswith(TYPING_CURSOR)
 
 
-def _outcome(messages: list[FakeMessage], expected: str) -> ThreadOutcome:
-    full = [m for m in messages if m.text == expected]
-    leftover = any(_is_leftover(m.shown) for m in messages)  # the cursor shows in the blocks only
+def _outcome(messages: list[FakeMessage], expected: tuple[str, ...], streaming: set[str]) -> ThreadOutcome:
+    full = [m for m in messages if m.text in expected and m.ts not in streaming]
+    # The cursor shows in the blocks only; a stream not stopped yet is still being written.
+    leftover = any(_is_leftover(m.shown) or m.ts in streaming for m in messages)
     complete = bool(full) and not leftover
     settled = complete or (bool(messages) and not leftover)
     return ThreadOutcome(
@@ -61,14 +63,18 @@ def _outcome(messages: list[FakeMessage], expected: str) -> ThreadOutcome:
     )
 
 
-def thread_outcomes(slack: FakeSlack, threads: set[Thread], expected: str) -> dict[Thread, ThreadOutcome]:
-    """Each thread's outcome, from the messages the fake keeps (deleted ones left out)."""
+def thread_outcomes(
+    slack: FakeSlack, threads: set[Thread], expected: tuple[str, ...]
+) -> dict[Thread, ThreadOutcome]:
+    """Each thread's outcome, from the messages the fake keeps (deleted ones left out); ``expected``: the
+    texts a complete answer's message may show."""
+    streaming = {ts for ts, stream in slack.streams.streams.items() if not stream.stopped}
     by_thread: dict[Thread, list[FakeMessage]] = defaultdict(list)
     for message in slack.messages.values():
         key = (message.channel, message.thread_ts or "")
         if key in threads and not message.deleted:
             by_thread[key].append(message)
-    return {thread: _outcome(by_thread.get(thread, []), expected) for thread in threads}
+    return {thread: _outcome(by_thread.get(thread, []), expected, streaming) for thread in threads}
 
 
 def first_text_times(slack: FakeSlack, threads: set[Thread]) -> dict[Thread, float]:
@@ -79,7 +85,7 @@ def first_text_times(slack: FakeSlack, threads: set[Thread]) -> dict[Thread, flo
     for call in slack.calls:
         if call.method not in _TEXTS_CALLS or id(call) in refused:
             continue
-        if not is_answer_text(str(call.body.get("text") or "")):
+        if not is_answer_text(str(call.body.get("text") or call.body.get("markdown_text") or "")):
             continue
         if call.method == "chat.postMessage":
             thread = (str(call.body.get("channel")), str(call.body.get("thread_ts") or ""))

@@ -13,7 +13,9 @@ from handlers.reply.parts import MARKDOWN_LIMIT
 CHARS_PER_TOKEN = 4
 # The bot's default SLACK_EDITS_PER_MINUTE, read from its settings so the two cannot drift apart.
 DEFAULT_EDITS_PER_MINUTE = int(Settings.model_fields["slack_edits_per_minute"].default)
-RUN_KINDS = ("base", "redeliver", "kill")
+RUN_KINDS = ("base", "redeliver", "kill", "native", "auto")
+DEFAULT_RUNS = ("base", "redeliver", "kill")
+"""``native`` and ``auto``: the base runs again with SLACK_STREAMING=native or auto (opt-in)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +24,7 @@ class Options:
 
     ns: tuple[int, ...] = (10, 50, 200)
     replicas: tuple[int, ...] = (1, 2)
-    runs: tuple[str, ...] = RUN_KINDS
+    runs: tuple[str, ...] = DEFAULT_RUNS
     special_n: int | None = None  # N of the redelivery and kill runs; None: the largest of ``ns``
     channels: int = 10
     tokens_per_second: float = 40.0
@@ -40,7 +42,7 @@ class Options:
 class RunSpec:
     """One run: N mentions at once against ``replicas`` bot processes."""
 
-    kind: str  # "base", "redeliver" or "kill"
+    kind: str  # "base", "redeliver", "kill", "native" or "auto"
     n: int
     replicas: int
     redeliver_share: float = 0.0  # share of events Slack also retries to the other replica
@@ -48,7 +50,14 @@ class RunSpec:
     deadline: float = 90.0  # seconds from the burst's start; the run stops waiting then
 
     @property
+    def streaming(self) -> str:
+        """The replicas' SLACK_STREAMING: edits, except in the native and auto runs."""
+        return self.kind if self.kind in ("native", "auto") else "edit"
+
+    @property
     def label(self) -> str:
+        if self.kind in ("native", "auto"):
+            return f"streaming {self.kind}"
         if self.kind == "redeliver":
             return f"redeliver {self.redeliver_share:.0%}"
         if self.kind == "kill":
@@ -63,6 +72,11 @@ def plan(options: Options) -> list[RunSpec]:
         specs += [
             RunSpec("base", n, k, deadline=options.deadline) for k in options.replicas for n in options.ns
         ]
+    for kind in ("native", "auto"):
+        if kind in options.runs:
+            specs += [
+                RunSpec(kind, n, k, deadline=options.deadline) for k in options.replicas for n in options.ns
+            ]
     n = options.special_n or max(options.ns)
     if "redeliver" in options.runs:
         specs.append(RunSpec("redeliver", n, 2, options.redeliver_share, deadline=options.deadline))
@@ -75,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Load benchmark of the bot in HTTP mode.")
     p.add_argument("--n", type=int, nargs="+", default=[10, 50, 200], help="mentions per burst")
     p.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="bot processes, base runs")
-    p.add_argument("--runs", nargs="+", choices=RUN_KINDS, default=list(RUN_KINDS), help="which runs")
+    p.add_argument("--runs", nargs="+", choices=RUN_KINDS, default=list(DEFAULT_RUNS), help="which runs")
     p.add_argument("--special-n", type=int, default=None, help="N of redeliver/kill (default: max --n)")
     p.add_argument("--channels", type=int, default=10, help="channels the mentions are spread over")
     p.add_argument("--tokens-per-second", type=float, default=40.0, help="model streaming speed")

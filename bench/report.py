@@ -40,6 +40,7 @@ class RunResult:
     log_events: dict[str, int] = field(default_factory=dict)  # the replicas' WARNING+ log, by event
     placeholders: int = 0  # threads whose reply began as a placeholder (edit mode; else posted whole)
     interim_edits: int = 0  # accepted chat.update calls showing a typing cursor
+    streams: int = 0  # native streams started (SLACK_STREAMING native or auto)
 
     @property
     def n(self) -> int:
@@ -140,8 +141,8 @@ def run_notes(number: int, r: RunResult) -> list[str]:
         f"landed by {'/'.join(map(str, LANDED_MARKS_S))} s: {landed}; leftover placeholders {r.leftovers}, "
         f"unsettled {r.unsettled}, failed acks {r.failed_acks}, POSTs {len(r.ack_ms) + r.failed_acks}",
         f"  Slack calls: {_counts(r.slack_calls)}; 429s: {_counts(r.rate_limited)}; "
-        f"replies begun as a placeholder {r.placeholders} (the rest posted whole), "
-        f"interim edits {r.interim_edits}",
+        f"replies begun as a placeholder {r.placeholders}, as a native stream {r.streams} (the rest "
+        f"posted whole), interim edits {r.interim_edits}",
         f"  Redis sent (MONITOR): {_counts(r.redis_sent)}",
         f"  Redis run by server (incl. scripts): {sum(r.redis_server.values()) / r.n:.1f}/reply",
     ]

@@ -43,6 +43,13 @@ class Metrics:
             "Replies refused because the user's limit did not cover a minimal reply",
             registry=self.registry,
         )
+        # 👍/👎 pressed on finished answers (handlers/actions.py); value is "good" or "bad".
+        self.feedback = Counter(
+            "glmbot_feedback",
+            "Feedback buttons pressed on answers, by value",
+            ["value"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -6,6 +6,7 @@ list are documented in the README. Nothing here runs at import time.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -18,6 +19,11 @@ from bot.store.connection import parse_topology
 
 CommaList = Annotated[list[str], NoDecode]
 MAX_OUTPUT_CEILING = 32768
+# The assistant panel's suggested prompts (ASSISTANT_PROMPTS): Slack shows at most four
+# (https://docs.slack.dev/reference/methods/assistant.threads.setSuggestedPrompts).
+PromptList = Annotated[list[str], NoDecode]
+DEFAULT_ASSISTANT_PROMPTS = ("Summarise a text I paste", "Describe an image I upload", "Explain this code")
+MAX_ASSISTANT_PROMPTS = 4
 
 
 class SettingsError(Exception):
@@ -65,6 +71,7 @@ class Settings(BaseSettings):
 
     stream_edit_interval: float = Field(default=1.5, ge=0.1)
     slack_edits_per_minute: int = Field(default=50, ge=1)
+    slack_streaming: Literal["auto", "native", "edit"] = "auto"
 
     glm_first_token_seconds: float = Field(default=60.0, gt=0)
     glm_reply_seconds: float = Field(default=600.0, gt=0)
@@ -72,6 +79,7 @@ class Settings(BaseSettings):
     work_lease_seconds: float = Field(default=20.0, ge=1, le=600)
 
     system_prompt: str | None = None
+    assistant_prompts: PromptList = Field(default_factory=lambda: list(DEFAULT_ASSISTANT_PROMPTS))
     port: int = Field(default=3000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] | None = None
@@ -81,6 +89,25 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("assistant_prompts", mode="before")
+    @classmethod
+    def _split_prompts(cls, value: object) -> object:
+        # A JSON list (["Summarise a text I paste", "Explain this code"]) or text split at "|".
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split("|")
+        if isinstance(value, list):
+            value = [part.strip() if isinstance(part, str) else part for part in value]
+            value = [part for part in value if part != ""]
+        return value
+
+    @field_validator("assistant_prompts")
+    @classmethod
+    def _few_prompts(cls, value: list[str]) -> list[str]:
+        if len(value) > MAX_ASSISTANT_PROMPTS:
+            raise ValueError(f"at most {MAX_ASSISTANT_PROMPTS} prompts (Slack shows no more)")
         return value
 
     @field_validator("log_level", mode="before")

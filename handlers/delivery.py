@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Protocol
 
 import structlog
 from slack_sdk.web.async_client import AsyncWebClient
@@ -19,19 +20,31 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.conversation import ConversationService
 from bot.core.domain import IncomingMessage, ThreadKey
 from bot.core.errors import StoreUnavailable
+from bot.core.ports import ReplySink
 from bot.metrics import Metrics
 from bot.work.journal import WorkJournal
 from bot.work.queue import WorkItem, WorkQueue
+from bot.work.stops import StopRequests
 from handlers.catchup import ThreadCatchUp
 from handlers.events import mentioned_users, slack_to_text
 from handlers.files import SlackFileFetcher
 from handlers.people import PeopleDirectory
+from handlers.reply.buttons import ReplyButtons
 from handlers.reply.limits import SlackLimits
-from handlers.reply.pacing import EditPacer
-from handlers.reply.poster import SlackPoster
-from handlers.reply.streamer import OnPosted, SlackReplyStreamer
+from handlers.reply.strategy import ChosenSink, StreamingMode, StreamPacing, reply_sink
+from handlers.reply.stream_calls import SlackStreamPoster
+from handlers.reply.streamer import OnPosted
 
 log = structlog.get_logger(__name__)
+
+
+class AnswerHook(Protocol):
+    """Adapts one answer before it runs: the assistant panel's note, status and title
+    (``handlers.assistant_replies.PanelAnswers``); anything else passes through unchanged."""
+
+    async def adapt(self, message: IncomingMessage, sink: ReplySink) -> tuple[IncomingMessage, ReplySink]:
+        """``message`` and ``sink`` as this answer needs them."""
+        ...
 
 
 class SlackDelivery:
@@ -48,6 +61,8 @@ class SlackDelivery:
         edit_interval: float,
         people: PeopleDirectory | None = None,
         catchup: ThreadCatchUp | None = None,
+        panel: AnswerHook | None = None,
+        streaming: StreamingMode = "edit",
     ) -> None:
         self._queue = queue
         self._conversation = conversation
@@ -58,7 +73,11 @@ class SlackDelivery:
         self._edit_interval = edit_interval
         self._people = people or PeopleDirectory()
         self._catchup = catchup
+        self._panel = panel
+        self._streaming = streaming
         self._background: set[asyncio.Task[None]] = set()
+        # Stop presses (handlers.actions) travel through Redis to the replica running the reply.
+        self.stops = StopRequests(queue.store)
 
     async def take_on(self, message: IncomingMessage, event_id: str, engage: bool = False) -> None:
         """Record ``message`` as work (once, whatever events announce it), before the ack.
@@ -120,9 +139,16 @@ class SlackDelivery:
             await journal.record(messages=json.dumps(timestamps))
 
         recorded = _timestamps(journal.recorded("messages"))
-        sink = self.streamer(message.thread, recorded, posted)
+        buttons = ReplyButtons.of(message)  # Stop while streaming, feedback on the finished answer
+        sink = self.streamer(message.thread, recorded, posted, asker=message.user_id, buttons=buttons)
+        # Assistant panel threads (handlers/assistant_replies.py): the viewed channel, status, title.
+        shown: ReplySink = sink
+        if self._panel is not None:
+            message, shown = await self._panel.adapt(message, sink)
         try:
-            await self._conversation.answer(message, sink, self._files, journal, prepare)
+            # A Stop pressed on any replica ends the answer with what streamed so far (bot.work.stops).
+            async with self.stops.watching(message.thread.team, item.key) as stop:
+                await self._conversation.answer(message, shown, self._files, journal, prepare, stop)
         finally:
             sink.close()
 
@@ -132,14 +158,33 @@ class SlackDelivery:
         names = await self._people.names(self._client, users) if users else {}
         return replace(message, text=slack_to_text(message.text, names))
 
+    @property
+    def people(self) -> PeopleDirectory:
+        """Display names (the stop note names who stopped a reply)."""
+        return self._people
+
+    @property
+    def metrics(self) -> Metrics:
+        """The bot's metrics (feedback presses are counted there)."""
+        return self._metrics
+
     def streamer(
-        self, thread: ThreadKey, recorded: Sequence[str] = (), on_posted: OnPosted | None = None
-    ) -> SlackReplyStreamer:
-        """A reply streamer for one answer in one thread (on messages an earlier attempt posted)."""
-        poster = SlackPoster(
+        self,
+        thread: ThreadKey,
+        recorded: Sequence[str] = (),
+        on_posted: OnPosted | None = None,
+        *,
+        asker: str | None = None,
+        buttons: ReplyButtons | None = None,
+    ) -> ChosenSink:
+        """A reply sink for one answer in one thread (on messages an earlier attempt posted), delivering
+        by native streaming or by edits as SLACK_STREAMING says (``handlers.reply.strategy``); ``asker``
+        receives a stream in a channel."""
+        poster = SlackStreamPoster(
             self._client, thread.team, thread.channel, thread.thread_ts, self._limits, self._metrics
         )
-        return SlackReplyStreamer(poster, EditPacer(self._edit_interval), self._metrics, recorded, on_posted)
+        pacing = StreamPacing(self._streaming, self._edit_interval)
+        return reply_sink(pacing, poster, self._limits, self._metrics, recorded, on_posted, asker, buttons)
 
 
 def _timestamps(raw: str | None) -> list[str]:

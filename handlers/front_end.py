@@ -32,6 +32,9 @@ from bot.work.queue import TeamLookup, WorkQueue
 from bot.work.runner import WorkRunner
 from handlers import register
 from handlers.admins import AdminDirectory
+from handlers.assistant import PanelSetup
+from handlers.assistant_context import ChannelNames, PanelThreads
+from handlers.assistant_replies import PanelAnswers
 from handlers.catchup import CatchUpConfig, ThreadCatchUp
 from handlers.commands import slack_quota_admin
 from handlers.delivery import SlackDelivery
@@ -83,6 +86,7 @@ async def build_front_end(
     catchup = ThreadCatchUp(
         client, identity, people, core.history, core.images, files, catchup_config(settings), core.metrics
     )
+    panel = panel_setup(settings, core, identity)
     delivery = SlackDelivery(
         queue,
         core.conversation,
@@ -93,6 +97,8 @@ async def build_front_end(
         settings.stream_edit_interval,
         people=people,
         catchup=catchup,
+        panel=PanelAnswers(panel.threads, client, ChannelNames(client)),
+        streaming=settings.slack_streaming,
     )
     services = Services(
         conversation=core.conversation,
@@ -101,10 +107,16 @@ async def build_front_end(
         delivery=delivery,
     )
     bolt = bolt_app(settings, client, identity, socket_mode)
-    register(bolt, services)
+    register(bolt, services, panel)
     acks = AcksInFlight()
     runner = WorkRunner(queue, delivery.deliver, lease_seconds=settings.work_lease_seconds, acking=acks.busy)
     return SlackFrontEnd(bolt=bolt, identity=identity, runner=runner, acks=acks)
+
+
+def panel_setup(settings: Settings, core: Core, identity: SlackIdentity) -> PanelSetup:
+    """The assistant panel's threads (kept as long as thread memory) and its suggested prompts."""
+    threads = PanelThreads(core.store, workspace_of(identity), settings.history_ttl_days * 24 * 3600)
+    return PanelSetup(threads=threads, prompts=tuple(settings.assistant_prompts))
 
 
 def catchup_config(settings: Settings) -> CatchUpConfig:

@@ -20,13 +20,13 @@ import structlog
 
 from bot.core.domain import ChatMessage, CollectedImages, IncomingMessage, Notice, ThreadKey
 from bot.core.errors import DeliveryFailed, GlmbotError, Interrupted, RetriesExhausted, StoreUnavailable
-from bot.core.generation import Answer, AnswerGenerator, ConversationConfig
+from bot.core.generation import Answer, AnswerGenerator, ConversationConfig, StopSignal
 from bot.core.messages import EMPTY_MESSAGE_REPLY, user_message
 from bot.core.ports import AttachmentFetcher, Billing, History, Images, ModelStream, ReplyJournal, ReplySink
 from bot.core.prompt import newest_message
 from bot.metrics import Metrics
 
-__all__ = ["ConversationConfig", "ConversationService", "NoJournal"]
+__all__ = ["ConversationConfig", "ConversationService", "NoJournal", "StopSignal"]
 
 log = structlog.get_logger(__name__)
 
@@ -112,12 +112,14 @@ class ConversationService:
         files: AttachmentFetcher,
         journal: ReplyJournal | None = None,
         prepare: Callable[[], Awaitable[None]] | None = None,
+        stop: StopSignal | None = None,
     ) -> None:
         """Answer ``message``, streaming into ``sink``; ``files`` fetches its attachments.
 
         ``journal`` holds what an earlier attempt at this message recorded, and takes this one's records.
         ``prepare`` runs once the placeholder shows and before the thread's history is read (the front
-        end's catch-up of a thread it has not seen); it must not raise.
+        end's catch-up of a thread it has not seen); it must not raise. ``stop``, once set, ends the
+        answer with what streamed so far (delivered, charged for the work done).
         """
         journal = journal or NoJournal()
         task = asyncio.current_task()
@@ -142,7 +144,7 @@ class ConversationService:
             return
         if prepare is not None:
             await prepare()
-        await self._reply(message, sink, files, journal)
+        await self._reply(message, sink, files, journal, stop)
 
     async def _recover(self, journal: ReplyJournal) -> None:
         """Settle the reservation of an earlier attempt that died, for the work it had streamed."""
@@ -156,7 +158,12 @@ class ConversationService:
         await journal.record(charge="", output="0")
 
     async def _reply(
-        self, message: IncomingMessage, sink: ReplySink, files: AttachmentFetcher, journal: ReplyJournal
+        self,
+        message: IncomingMessage,
+        sink: ReplySink,
+        files: AttachmentFetcher,
+        journal: ReplyJournal,
+        stop: StopSignal | None = None,
     ) -> None:
         started = time.monotonic()
         if not message.text.strip() and not message.attachments:
@@ -173,7 +180,9 @@ class ConversationService:
             if recorded:
                 answer = Answer.loads(recorded)  # an earlier attempt paid for it, then died
             else:
-                answer = await self._generator.generate(message, newest, collected, sink, started, journal)
+                answer = await self._generator.generate(
+                    message, newest, collected, sink, started, journal, stop
+                )
         except GlmbotError as exc:
             log.warning("reply_failed", error=type(exc).__name__, detail=str(exc))
             self._metrics.replies.labels(type(exc).__name__).inc()
@@ -225,10 +234,12 @@ class ConversationService:
             self._metrics.replies.labels("undelivered").inc()
             return
         await journal.record(delivered="1")
-        self._metrics.replies.labels("ok").inc()
+        self._metrics.replies.labels("stopped" if answer.stopped else "ok").inc()
         self._metrics.reply_seconds.observe(time.monotonic() - started)
 
     async def _remember(self, thread: ThreadKey, turn_id: str, turn: list[ChatMessage]) -> None:
+        if not turn[-1].text.strip():
+            return  # a reply stopped before it had any text: nothing to remember
         try:
             await self._history.append(thread, turn_id, turn)
         except StoreUnavailable as exc:
@@ -236,6 +247,8 @@ class ConversationService:
             log.error("history_append_failed", detail=str(exc))
 
     async def _retract(self, thread: ThreadKey, turn_id: str, turn: list[ChatMessage]) -> None:
+        if not turn[-1].text.strip():
+            return
         try:
             await self._history.retract(thread, turn_id, turn)
         except StoreUnavailable as exc:

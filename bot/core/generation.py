@@ -3,13 +3,21 @@
 The conversation service (``conversation``) decides what to answer and delivers it; this module turns one
 user turn into a paid-for ``Answer``. Each step another process would need to resume the reply is
 written to the journal: the reservation, how much streamed (every ``PROGRESS_SECONDS``), the answer.
+
+A person may stop a reply while it streams (``StopSignal``, set by the front end): the model request is
+cancelled (its connection closed), the text so far becomes the answer with a note saying who stopped
+it, and the reply is charged the input estimate plus the output that streamed. A stop is not a failure
+and not a shutdown: the answer is delivered and its work is done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -27,7 +35,7 @@ from bot.core.domain import (
     ThreadKey,
 )
 from bot.core.errors import EmptyAnswer, ModelDeclined, ModelStreamFailed, StoreUnavailable
-from bot.core.messages import cut_off_notice
+from bot.core.messages import cut_off_notice, stopped_notice
 from bot.core.ports import Billing, History, Images, ModelStream, ReplyCharge, ReplyJournal, ReplySink
 from bot.core.prompt import build_prompt, without_images
 from bot.core.tokens import estimate_output_tokens
@@ -52,20 +60,46 @@ class ConversationConfig:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A finished answer: its Markdown text and the notes to end the reply with."""
+    """A finished answer: its Markdown text and the notes to end the reply with; ``stopped`` when a
+    person stopped it while it streamed (the text is what had streamed by then)."""
 
     text: str
     notices: tuple[Notice, ...]
+    stopped: bool = False
 
     def dumps(self) -> str:
         """The answer as JSON, for the journal."""
-        return json.dumps({"text": self.text, "notices": [[n.kind, n.text] for n in self.notices]})
+        notices = [[n.kind, n.text] for n in self.notices]
+        return json.dumps({"text": self.text, "notices": notices, "stopped": self.stopped})
 
     @staticmethod
     def loads(raw: str) -> Answer:
         """An answer recorded by ``dumps``; raises ValueError, KeyError or TypeError when unreadable."""
         data = json.loads(raw)
-        return Answer(str(data["text"]), tuple(Notice(kind, text) for kind, text in data["notices"]))
+        notices = tuple(Notice(kind, text) for kind, text in data["notices"])
+        return Answer(str(data["text"]), notices, bool(data.get("stopped", False)))
+
+
+class StopSignal:
+    """A person asked to stop one reply (set by the front end, from any replica); the first stop counts."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.by = ""  # who stopped it: a display name for the note
+
+    @property
+    def stopped(self) -> bool:
+        return self._event.is_set()
+
+    def stop(self, by: str) -> None:
+        """Stop the reply; ``by`` names who asked. A second stop changes nothing."""
+        if not self._event.is_set():
+            self.by = by
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Return once the reply was stopped."""
+        await self._event.wait()
 
 
 class AnswerGenerator:
@@ -95,7 +129,10 @@ class AnswerGenerator:
         sink: ReplySink,
         started: float,
         journal: ReplyJournal,
+        stop: StopSignal | None = None,
     ) -> Answer:
+        if stop is not None and stop.stopped:
+            return Answer("", (stopped_notice(stop.by),), stopped=True)  # before the model call: free
         history = await self._history.load(message.thread)
         budget = self._config.context_tokens - self._config.max_output_tokens
         prompt = build_prompt(self._config.system_prompt, history, newest, budget)
@@ -108,13 +145,15 @@ class AnswerGenerator:
         progress = StreamProgress()
         try:
             request = await self._request(message.thread, prompt.messages, collected, charge.max_tokens)
-            end = await self._stream(request, sink, started, progress, journal)
+            end = await self._stream(request, sink, started, progress, journal, stop)
         except BaseException:
             # Whatever stopped the stream (a broken stream, a bug, a shutdown): the model's work so far
             # is charged (estimated), and a request that produced nothing costs nothing.
             await charge.abandon(progress)
             await journal.record(charge="")
             raise
+        if end is None:
+            return await self._stopped(charge, progress, stop, journal)
         quota_note = await self._settle(charge, progress, end)
         if end.finish_reason == "declined":
             await journal.record(charge="")
@@ -129,6 +168,18 @@ class AnswerGenerator:
         if quota_note is not None:
             notices.append(quota_note)
         answer = Answer(text=progress.text, notices=tuple(notices))
+        await journal.record(charge="", answer=answer.dumps())
+        return answer
+
+    async def _stopped(
+        self, charge: ReplyCharge, progress: StreamProgress, stop: StopSignal | None, journal: ReplyJournal
+    ) -> Answer:
+        """A person stopped the stream: the text so far is the answer, charged for the prompt (estimated)
+        and the output that streamed (estimated: the model reports no usage for a closed stream)."""
+        log.info("reply_stopped", output_tokens=estimate_output_tokens(progress))
+        quota_note = await self._settle(charge, progress, StreamEnd("stopped", None))
+        notices = (stopped_notice(stop.by if stop else ""), *([quota_note] if quota_note else []))
+        answer = Answer(text=progress.text, notices=notices, stopped=True)
         await journal.record(charge="", answer=answer.dumps())
         return answer
 
@@ -185,9 +236,26 @@ class AnswerGenerator:
         started: float,
         progress: StreamProgress,
         journal: ReplyJournal,
-    ) -> StreamEnd:
-        """Stream the answer into ``sink``, keeping ``progress`` current; returns how the stream ended."""
+        stop: StopSignal | None,
+    ) -> StreamEnd | None:
+        """Stream the answer into ``sink``, keeping ``progress`` current; returns how the stream ended, or
+        None when ``stop`` came first."""
         visible = AnswerFilter()
+        reading = self._read(request, sink, started, progress, journal, visible)
+        end = await (reading if stop is None else _unless_stopped(reading, stop))
+        progress.text += visible.finish()
+        return end
+
+    async def _read(
+        self,
+        request: ModelRequest,
+        sink: ReplySink,
+        started: float,
+        progress: StreamProgress,
+        journal: ReplyJournal,
+        visible: AnswerFilter,
+    ) -> StreamEnd:
+        """Read the model's stream to its end (see ``_stream``); raises ModelStreamFailed without one."""
         end: StreamEnd | None = None
         noted = float("-inf")  # the first output is recorded at once, then every PROGRESS_SECONDS
         async for event in self._model.stream(request):
@@ -205,7 +273,24 @@ class AnswerGenerator:
             if journal.durable and time.monotonic() - noted >= PROGRESS_SECONDS:
                 noted = time.monotonic()
                 await journal.record(output=str(estimate_output_tokens(progress)))
-        progress.text += visible.finish()
         if end is None:
             raise ModelStreamFailed("the model stream ended without a finish")
         return end
+
+
+async def _unless_stopped(reading: Coroutine[Any, Any, StreamEnd], stop: StopSignal) -> StreamEnd | None:
+    """``reading``'s result, or None when ``stop`` comes first: ``reading`` is then cancelled, which
+    closes the model request's connection. A stream that ended first wins; its errors are raised."""
+    task = asyncio.ensure_future(reading)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Also on a shutdown's cancellation: the request never outlives the reply.
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    if task.cancelled():
+        return None
+    return task.result()

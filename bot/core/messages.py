@@ -82,6 +82,11 @@ def cut_off_notice(max_tokens: int) -> Notice:
     return Notice("note", f"(Answer cut off: it reached the {max_tokens:,}-token output limit.)")
 
 
+def stopped_notice(by: str) -> Notice:
+    """The note under an answer that a person stopped while it streamed (``by``: their display name)."""
+    return Notice("note", f"(Stopped by @{by}.)" if by else "(Stopped.)")
+
+
 def quota_refusal(error: QuotaExceeded, quota_command: str = "") -> str:
     """The refusal of a reply the user cannot afford: their limit, what is spent and what is only held
     by replies still in progress (money that comes back if those cost less), and when it resets."""

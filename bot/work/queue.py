@@ -110,6 +110,11 @@ class WorkQueue:
         self.order = ThreadOrder(client)
 
     @property
+    def store(self) -> redis.Redis:
+        """The Redis client of this queue (``stops.StopRequests`` keeps stop presses in the same slot)."""
+        return self._client
+
+    @property
     def scripts(self) -> tuple[str, ...]:
         """The Lua sources this queue runs, for preloading at start."""
         return (ENQUEUE_SCRIPT, BEGIN_SCRIPT, DONE_SCRIPT, RENEW_SCRIPT, RECORD_SCRIPT, *self.order.scripts)

@@ -35,6 +35,7 @@ __all__ = [
     "render",
     "render_partial",
     "verbatim",
+    "with_blocks",
     "with_note",
 ]
 
@@ -112,6 +113,16 @@ def with_note(message: SlackMessage, note: str) -> SlackMessage:
     if message.blocks and message.blocks[-1].get("type") == "table":
         return SlackMessage(text=text, blocks=message.blocks)
     return SlackMessage(text=text, blocks=(*message.blocks, {"type": "markdown", "text": note}))
+
+
+def with_blocks(message: SlackMessage, *extra: Block) -> SlackMessage:
+    """``message`` with ``extra`` blocks (buttons) after its content. A plain-text message (the
+    placeholder) gets its text as a ``section`` block first: Slack shows only the blocks when there are any.
+    """
+    if not extra:
+        return message
+    content = message.blocks or ({"type": "section", "text": {"type": "mrkdwn", "text": message.text}},)
+    return SlackMessage(text=message.text, blocks=(*content, *extra))
 
 
 def _fit_table(block: Block) -> Block:

@@ -15,6 +15,10 @@ further messages in the thread, cut by the length Slack receives (``parts``). A 
 for good is delivered as new messages instead (smaller, when the text was too long); a channel that
 refuses posts ends the reply as undeliverable (logged and counted). ``finish`` says whether the user
 saw the answer.
+
+Buttons (``buttons``): every message shown while the answer streams (the placeholder, interim edits,
+a continuation posted mid-stream) ends with the Stop button; the final edit never has it, and the last
+message of a finished answer ends with the 👍/👎 feedback buttons instead (not a failure message).
 """
 
 from __future__ import annotations
@@ -30,10 +34,19 @@ from bot.core.errors import DeliveryFailed
 from bot.core.messages import with_notices
 from bot.metrics import Metrics
 from handlers.errors import SlackRefused
+from handlers.reply.buttons import ReplyButtons
 from handlers.reply.pacing import EditPacer
 from handlers.reply.parts import consumed, cut, render_one
 from handlers.reply.poster import SlackPoster
-from handlers.reply.render import SlackMessage, plain_message, render_partial, verbatim, with_note
+from handlers.reply.render import (
+    Block,
+    SlackMessage,
+    plain_message,
+    render_partial,
+    verbatim,
+    with_blocks,
+    with_note,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +72,7 @@ class SlackReplyStreamer:
         recorded: Sequence[str] = (),
         on_posted: OnPosted | None = None,
         clock: Callable[[], float] = time.monotonic,
+        buttons: ReplyButtons | None = None,
     ) -> None:
         self._poster = poster
         self._pacer = pacer
@@ -80,12 +94,14 @@ class SlackReplyStreamer:
         self._last_partial: dict[int, str] = {}  # the Markdown each message's last interim edit showed
         self._scale = 1.0
         self._budget_retry_at = float("-inf")
+        self._buttons = buttons
+        self._closing: Block | None = None  # what the last message of the final delivery ends with
 
     async def start(self) -> None:
         if not self._messages and await self._poster.reserve_final_edit():
             self._edit_slot_taken = True
             self.mode = "edit"
-            placeholder = plain_message(PLACEHOLDER)
+            placeholder = self._streaming(plain_message(PLACEHOLDER))
             await self._add_message(await self._poster.post(placeholder))
             self._last_sent[0] = placeholder
         if self.mode == "edit":
@@ -96,7 +112,13 @@ class SlackReplyStreamer:
         self._changed.set()
 
     async def finish(self, text: str, notices: Sequence[Notice] = ()) -> bool:
-        self._latest = with_notices(text, notices, dress)
+        feedback = self._buttons.feedback if self._buttons is not None and text.strip() else None
+        return await self._end(with_notices(text, notices, dress), feedback)
+
+    async def _end(self, markdown: str, closing: Block | None) -> bool:
+        """Deliver ``markdown`` as the reply's final content, its last message ending with ``closing``."""
+        self._latest = markdown
+        self._closing = closing
         await self._stop_editor()
         try:
             await self._deliver(self._latest)
@@ -117,7 +139,7 @@ class SlackReplyStreamer:
         latest = self._latest[: max(self._committed, len(self._latest.rstrip()))]
         shown = latest if self.mode == "edit" and latest.strip() else ""
         warning = f":warning: {message}"
-        await self.finish(f"{shown}\n\n{warning}" if shown else warning)
+        await self._end(f"{shown}\n\n{warning}" if shown else warning, None)
 
     # ---------------------------------------------------------------------------------------- interim
 
@@ -147,7 +169,7 @@ class SlackReplyStreamer:
         if ts is not None and self._last_partial.get(self._index) == remainder:
             return
         shown = render_partial(remainder, TYPING_CURSOR)
-        body = shown[0] if shown else plain_message(TYPING_CURSOR.strip())
+        body = self._streaming(shown[0] if shown else plain_message(TYPING_CURSOR.strip()))
         if ts is None:
             await self._put(body)  # a continuation: it must appear, and it carries the text so far
             self._last_partial[self._index] = remainder
@@ -200,18 +222,19 @@ class SlackReplyStreamer:
             head, rest = part
             if self._index + 1 >= MAX_MESSAGES:
                 if final:
-                    await self._put(with_note(head, CUT_NOTE))
+                    await self._put(self._closed(with_note(head, CUT_NOTE)))
                 return
-            await self._put(head)
             used, carry = consumed(remainder, rest)
-            self._committed += used - len(self._carry)
-            self._carry = carry
+            committed = self._committed + used - len(self._carry)
+            last = final and not (carry + text[committed:]).strip()  # the text ends exactly at this cut
+            await self._put(self._closed(head) if last else head)
+            self._committed, self._carry = committed, carry
             self._index += 1
             remainder = self._carry + text[self._committed :]
         if not remainder.strip():
             return  # the text ends exactly at a cut: the last message already holds all of it
         if final:
-            await self._put(render_one(remainder) or verbatim(remainder, len(remainder) + 8))
+            await self._put(self._closed(render_one(remainder) or verbatim(remainder, len(remainder) + 8)))
         else:
             await self._interim_tail(remainder)
 
@@ -227,6 +250,14 @@ class SlackReplyStreamer:
             self._edit_slot_taken = False
             self._pacer.edited(self._clock())
         self._last_sent[self._index] = body
+
+    def _streaming(self, body: SlackMessage) -> SlackMessage:
+        """``body`` as shown while the answer streams: with the Stop button."""
+        return with_blocks(body, self._buttons.stop) if self._buttons is not None else body
+
+    def _closed(self, body: SlackMessage) -> SlackMessage:
+        """``body`` as the last message of the final delivery: with the feedback buttons of an answer."""
+        return with_blocks(body, self._closing) if self._closing is not None else body
 
     def _current(self) -> str | None:
         return self._messages[self._index] if self._index < len(self._messages) else None

@@ -41,4 +41,6 @@ def fake_backed_settings(slack: FakeSlack, model: FakeModel, redis_url: str) -> 
         "GLM_BASE_URL": model.base_url,
         "REDIS_URL": redis_url,
         "LOG_FORMAT": "json",
+        # Delivery by edits, which most tests are about; native streaming has tests of its own.
+        "SLACK_STREAMING": "edit",
     }

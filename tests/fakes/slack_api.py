@@ -26,7 +26,9 @@ from aiohttp import web
 
 from tests.fakes.constants import APP_ID, BOT_ID, BOT_TOKEN, BOT_USER_ID, TEAM_ID
 from tests.fakes.loopback import LoopbackServer, poll_until
+from tests.fakes.slack_assistant import AssistantThreads
 from tests.fakes.slack_blocks import blocks_error, shown
+from tests.fakes.slack_streams import SlackStreams
 from tests.fakes.slack_threads import SlackThreads
 from tests.fakes.socket_mode import APP_TOKEN, SOCKET_PATH, SocketModeHub
 
@@ -241,6 +243,8 @@ class FakeSlack(LoopbackServer):
         self.file_scripts: dict[str, FileScript] = {}
         self.response_posts: list[ResponseUrlPost] = []
         self.threads = SlackThreads()
+        self.streams = SlackStreams()  # chat.startStream / appendStream / stopStream (slack_streams)
+        self.assistant = AssistantThreads()  # assistant.threads.* and conversations.info (slack_assistant)
         self._faults: dict[str, deque[_Fault]] = {}
         self._ts_counter = 0
         self.limits: SlackRateLimits | None = SlackRateLimits(clock) if enforce_limits else None
@@ -666,4 +670,13 @@ class FakeSlack(LoopbackServer):
         "users.info": _users_info,
         "files.info": _files_info,
         "conversations.replies": _conversations_replies,
+        "assistant.threads.setStatus": lambda fake, params: fake.assistant.set_status(params),
+        "assistant.threads.setTitle": lambda fake, params: fake.assistant.set_title(params),
+        "assistant.threads.setSuggestedPrompts": lambda fake, params: fake.assistant.set_suggested_prompts(
+            params
+        ),
+        "conversations.info": lambda fake, params: fake.assistant.conversations_info(params),
+        "chat.startStream": lambda fake, params: fake.streams.start(fake, params),
+        "chat.appendStream": lambda fake, params: fake.streams.append(fake, params),
+        "chat.stopStream": lambda fake, params: fake.streams.stop(fake, params),
     }

@@ -8,7 +8,11 @@ Limits (the errors a real workspace answers with):
 - about 13,200 characters of block text in all were refused with ``msg_blocks_too_long`` (bolt-js#2509);
 - one ``table`` block per message, of at most 100 rows and 20 columns
   (https://docs.slack.dev/reference/block-kit/blocks/table-block), and only known block types:
-  ``invalid_blocks``.
+  ``invalid_blocks``;
+- an ``actions`` block holds 1 to 25 elements (https://docs.slack.dev/reference/block-kit/blocks/actions-block);
+  a button has an ``action_id`` of at most 255 characters, ``plain_text`` of at most 75 and a ``value``
+  of at most 2,000 (https://docs.slack.dev/reference/block-kit/block-elements/button-element):
+  ``invalid_blocks``. Buttons are not text a person reads: ``shown`` leaves ``actions`` blocks out.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ MARKDOWN_LIMIT = 12_000
 BLOCKS_TEXT_LIMIT = 13_200
 MAX_TABLE_ROWS = 100
 MAX_TABLE_COLUMNS = 20
-KNOWN_TYPES = frozenset({"markdown", "table", "rich_text", "section", "divider", "image", "context"})
+KNOWN_TYPES = frozenset(
+    {"markdown", "table", "rich_text", "section", "divider", "image", "context", "actions"}
+)
+MAX_ACTION_ELEMENTS = 25
 _INVISIBLE = str.maketrans("", "", "\u200b\u2060\ufeff")
 
 
@@ -36,6 +43,8 @@ def blocks_error(blocks: Any) -> str | None:
         return "invalid_blocks"
     tables = [b for b in blocks if b["type"] == "table"]
     if len(tables) > 1 or any(not _table_fits(table) for table in tables):
+        return "invalid_blocks"
+    if any(not _actions_fit(b) for b in blocks if b["type"] == "actions"):
         return "invalid_blocks"
     if sum(len(str(b.get("text", ""))) for b in blocks if b["type"] == "markdown") > MARKDOWN_LIMIT:
         return "msg_too_long"
@@ -51,14 +60,32 @@ def _table_fits(table: dict[str, Any]) -> bool:
     return all(isinstance(row, list) and 0 < len(row) <= MAX_TABLE_COLUMNS for row in rows)
 
 
+def _actions_fit(block: dict[str, Any]) -> bool:
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 0 < len(elements) <= MAX_ACTION_ELEMENTS:
+        return False
+    return all(isinstance(e, dict) and e.get("type") == "button" and _button_fits(e) for e in elements)
+
+
+def _button_fits(button: dict[str, Any]) -> bool:
+    text = button.get("text") or {}
+    return (
+        0 < len(str(button.get("action_id") or "")) <= 255
+        and text.get("type") == "plain_text"
+        and 0 < len(str(text.get("text") or "")) <= 75
+        and len(str(button.get("value") or "")) <= 2000
+    )
+
+
 def shown(text: str, blocks: Any) -> str:
     """What a person reads: the blocks' text (cells joined by `` | ``) when there are blocks, else ``text``.
 
     Zero-width spaces and word joiners (added so Slack parses emphasis and mentions safely) are dropped.
     """
-    if not blocks:
+    readable = [b for b in blocks or () if not (isinstance(b, dict) and b.get("type") == "actions")]
+    if not readable:
         return text
-    return "\n".join(_block_text(block).rstrip("\n") for block in blocks).translate(_INVISIBLE)
+    return "\n".join(_block_text(block).rstrip("\n") for block in readable).translate(_INVISIBLE)
 
 
 def _block_text(block: dict[str, Any]) -> str:

@@ -45,7 +45,8 @@ async def test_answer_is_rendered_by_slack(
     )
     assert [block["type"] for block in table.blocks] == ["table"]
     assert table.shown == "名前 | score\nAnn | 3\nBo | 12"
-    code, done = last.blocks
+    code, done, feedback = last.blocks  # the answer's last message ends with the feedback buttons
+    assert feedback["type"] == "actions"
     assert code["elements"][0]["elements"][0]["text"] == "if a < b and c > d:\n    print('<\u200b!channel>')"
     assert done == {"type": "markdown", "text": "Done."}
     assert "Done." in last.text
