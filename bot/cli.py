@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from importlib import metadata
 
 from bot import app
 from bot.billing.commands import (
@@ -29,8 +30,17 @@ QUOTA_USAGE = (
 SHELL_CALLER = "shell"
 
 
+def _version() -> str:
+    """The installed package's version (``pyproject.toml``), or ``unknown`` when run from a bare tree."""
+    try:
+        return metadata.version("glmbot")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glmbot", description="glm-4.5v in your Slack.")
+    parser.add_argument("--version", action="version", version=f"glmbot {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set)")
     serve.add_argument("--http", action="store_true", help="HTTP mode even if SLACK_APP_TOKEN is set")

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from importlib import metadata
 
 import httpx
 import pytest
@@ -34,6 +35,14 @@ async def _run(args: list[str], env: dict[str, str], stdin: bytes = b"") -> tupl
     )
     out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
     return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_version_is_printed_without_any_setting() -> None:
+    """``glmbot --version`` prints the package's version and exits 0, whatever the environment lacks."""
+    code, out, err = await _run(["--version"], {**os.environ})
+    assert code == 0
+    assert out.strip() == f"glmbot {metadata.version('glmbot')}"
+    assert err == ""
 
 
 async def test_missing_setting_is_one_clear_line() -> None:
