@@ -89,6 +89,10 @@ class SlackNativeStreamer:
         self._buttons = buttons
         self._closing: list[Block] = []  # blocks under the finished answer (the feedback buttons)
 
+    def _stop_blocks(self) -> list[Block]:
+        """The Stop button, sent first in each stream (the press travels through Redis to this reply)."""
+        return [self._buttons.stop] if self._buttons is not None else []
+
     async def open(self, wait: bool) -> bool:
         """Start the first stream; False when the budgets have no room now (``wait``: wait for room).
 
@@ -96,7 +100,7 @@ class SlackNativeStreamer:
         """
         if not await self._poster.reserve_stream(wait):
             return False
-        await self._add_stream(await self._poster.start_stream(self._recipient))
+        await self._add_stream(await self._poster.start_stream(self._recipient, self._stop_blocks()))
         self._writer = asyncio.create_task(self._write_loop())
         return True
 
@@ -215,7 +219,7 @@ class SlackNativeStreamer:
         self._committed += used - len(self._carry)
         self._carry, self._sent, self._basis, self._appended = carry, 0, text, False
         await self._poster.reserve_stream(wait=True)
-        await self._add_stream(await self._poster.start_stream(self._recipient))
+        await self._add_stream(await self._poster.start_stream(self._recipient, self._stop_blocks()))
 
     async def _stop(self, markdown: str, blocks: Sequence[Block] = ()) -> None:
         stream = self._streams[-1]

@@ -61,8 +61,12 @@ class SlackStreamPoster(SlackPoster):
             await self._sleep(seconds)
         return True
 
-    async def start_stream(self, recipient: str | None) -> str:
+    async def start_stream(self, recipient: str | None, blocks: Sequence[Block] = ()) -> str:
         """``chat.startStream`` in the thread (its slot taken by ``reserve_stream``); the stream's ts.
+
+        ``blocks`` (the Stop button) go first in the stream as a ``blocks`` chunk (slack_sdk's
+        ``BlocksChunk``, https://docs.slack.dev/messaging/sending-and-scheduling-messages#text-streaming),
+        so the asker can stop the answer while it streams.
 
         Raises SlackRefused (for good: the workspace or the thread refuses streams) or DeliveryFailed.
         """
@@ -78,6 +82,7 @@ class SlackStreamPoster(SlackPoster):
                 thread_ts=self._thread_ts,
                 recipient_user_id=user,
                 recipient_team_id=team,
+                chunks=[{"type": "blocks", "blocks": list(blocks)}] if blocks else None,
             )
 
         response = await self._must("chat.startStream", call)

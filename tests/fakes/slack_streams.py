@@ -37,6 +37,7 @@ class StreamState:
     appends: list[str] = field(default_factory=list)  # markdown_text of start, appends and stop, in order
     stopped: bool = False
     blocks: list[dict[str, Any]] = field(default_factory=list)  # chat.stopStream's blocks, under the text
+    start_blocks: list[dict[str, Any]] = field(default_factory=list)  # blocks chunks given at the start
 
 
 @dataclass
@@ -62,6 +63,9 @@ class SlackStreams:
         text = str(params.get("markdown_text") or "")
         if len(text) > MARKDOWN_TEXT_LIMIT:
             return {"ok": False, "error": "msg_too_long"}
+        chunks = list(params.get("chunks") or ())
+        if any(not isinstance(c, dict) or c.get("type") not in ("markdown_text", "blocks") for c in chunks):
+            return {"ok": False, "error": "invalid_chunks"}
         from tests.fakes.slack_api import FakeMessage  # slack_api imports this module
 
         ts, now = fake._next_ts(), time.monotonic()
@@ -76,6 +80,8 @@ class SlackStreams:
         )
         state = StreamState(ts, channel, str(user) if user else None, str(team) if team else None)
         state.appends.append(text)
+        for chunk in chunks:
+            state.start_blocks.extend(chunk.get("blocks") or [])
         self.streams[ts] = state
         return {"ok": True, "channel": channel, "ts": ts}
 

@@ -352,3 +352,29 @@ async def test_unsigned_press_is_refused(bot: BotUnderTest) -> None:
     }
     response = await bot.http.post(f"{bot.url}/slack/events", content=body, headers=headers)
     assert response.status_code == 401
+
+
+async def test_stop_during_a_native_stream(
+    monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
+) -> None:
+    """A native stream starts with the Stop button (a ``blocks`` chunk); pressing it cancels the model
+    request within a second and the stream ends with the text so far and the note."""
+    bot_environment(monkeypatch, fake_slack, fake_model, redis_url, SLACK_STREAMING="native")
+    async with running_bot() as native:
+        fake_model.script(slow_reply())
+        event = mention("tell me a long story")
+        await native.send_event(event)
+        await fake_slack.wait_for(
+            lambda: bool(fake_model.requests) and fake_model.requests[-1].chunks_sent >= 5
+        )
+        [start] = fake_slack.calls_to("chat.startStream")
+        [chunk] = start.body["chunks"]
+        stop = buttons(chunk["blocks"])[STOP_ACTION]
+        [stream] = answers(fake_slack, event["ts"])
+        pressed_at = time.monotonic()
+        await press(native, fake_slack, STOP_ACTION, stop, ASKER, stream)
+        assert await cancelled_after(fake_model, pressed_at) < 1.0
+        await fake_slack.wait_for(lambda: all(s.stopped for s in fake_slack.streams.streams.values()))
+    final = "".join(next(iter(fake_slack.streams.streams.values())).appends)
+    assert "Stopped by" in final
+    assert len(final) < len(SLOW) + 40
