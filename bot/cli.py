@@ -28,6 +28,20 @@ QUOTA_USAGE = (
     "usage: glmbot quota {show USER_ID | set USER_ID USD|default | default USD | reset USER_ID | top}"
 )
 SHELL_CALLER = "shell"
+SERVE_SETTINGS = """settings (environment, or .env in the working directory):
+  required  SLACK_BOT_TOKEN, GLM_API_KEY, and SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN
+            (Socket Mode)
+  store     REDIS_URL (unset: an embedded store, one process, nothing kept); REDIS_CACHE_URL
+  model     GLM_BASE_URL, GLM_MODEL, GLM_CONTEXT_TOKENS, GLM_MAX_OUTPUT_TOKENS, GLM_THINKING
+  delivery  SLACK_STREAMING, STREAM_EDIT_INTERVAL, SLACK_EDITS_PER_MINUTE, SHUTDOWN_DRAIN_SECONDS
+  quotas    QUOTA_DEFAULT_USD, QUOTA_PERIOD, ADMIN_USER_IDS
+  see README.md "Settings" for every setting and its default"""
+CONSOLE_HELP = """in the session:
+  /image PATH [question]  send an image (with a question)
+  /reset                  forget the conversation
+  /quit                   leave (so does end of input, or Ctrl-D)
+
+settings: GLM_API_KEY (required), GLM_BASE_URL, GLM_MODEL; REDIS_URL to share quotas and history"""
 
 
 def _version() -> str:
@@ -42,11 +56,27 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="glmbot", description="glm-4.5v in your Slack.")
     parser.add_argument("--version", action="version", version=f"glmbot {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set)",
+        description="Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP mode.",
+        epilog=SERVE_SETTINGS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--http", action="store_true", help="HTTP mode even if SLACK_APP_TOKEN is set")
     serve.add_argument("--port", type=int, help="HTTP port (default: PORT, else 3000)")
-    commands.add_parser("console", help="chat with the model in this terminal")
-    quota = commands.add_parser("quota", help="view and change spend quotas (needs REDIS_URL)")
+    commands.add_parser(
+        "console",
+        help="chat with the model in this terminal",
+        description="Chat with the model in this terminal (history, quotas, images, streaming).",
+        epilog=CONSOLE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    quota = commands.add_parser(
+        "quota",
+        help="view and change spend quotas (needs REDIS_URL)",
+        epilog="Settings: REDIS_URL (required: the bot's store), QUOTA_DEFAULT_USD, QUOTA_PERIOD.",
+    )
     actions = quota.add_subparsers(dest="action", required=True)
     actions.add_parser("show", help="a user's spend and limit").add_argument("user")
     limit = actions.add_parser("set", help="set a user's limit in USD (default: remove it)")

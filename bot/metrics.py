@@ -7,6 +7,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+SECONDS_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, float("inf"))
+"""Reply times reach GLM_REPLY_SECONDS (600 s by default): buckets go that far, not just to 10 s."""
+
+
 class Metrics:
     """Every metric the bot exports."""
 
@@ -25,10 +29,14 @@ class Metrics:
         self.first_token_seconds = Histogram(
             "glmbot_first_token_seconds",
             "Time from accepting a message to the model's first visible token",
+            buckets=SECONDS_BUCKETS,
             registry=self.registry,
         )
         self.reply_seconds = Histogram(
-            "glmbot_reply_seconds", "Time from accepting a message to the final edit", registry=self.registry
+            "glmbot_reply_seconds",
+            "Time from accepting a message to the final edit",
+            buckets=SECONDS_BUCKETS,
+            registry=self.registry,
         )
         # Spend quotas (bot/billing/ledger.py). The period label ("2026-01", "2026-W05", "2026-01-31") is
         # the period a charge was booked into: a reply reserved before midnight is counted in the old one.
