@@ -4,6 +4,9 @@
 #   docker run --env-file .env glmbot serve                    # Socket Mode when SLACK_APP_TOKEN is set
 #   docker run --rm -it --env-file .env glmbot console         # chat in the terminal
 # Settings come from the environment (see deploy/.env.example); no .env file is baked into the image.
+# Another provider or model is settings too, e.g. OpenRouter with a price of your own:
+#   docker run --env-file .env -e GLM_BASE_URL=https://openrouter.ai/api/v1 -e GLM_MODEL=z-ai/glm-4.5v \
+#     -e GLM_INPUT_USD_PER_MTOK=0.60 -e GLM_OUTPUT_USD_PER_MTOK=1.80 -p 3000:3000 glmbot
 
 # The base image. For a build that gives the same image every time, pin it by digest:
 #   docker build --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:<digest> -t glmbot .

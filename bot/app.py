@@ -16,27 +16,30 @@ from dataclasses import dataclass
 
 import httpx
 import redis.asyncio as redis
+import structlog
 
-from bot.billing.admin import QuotaAdmin
+from bot.billing.admin import QuotaAdmin, store_problem
 from bot.billing.commands import QuotaCommand
 from bot.billing.ledger import QuotaLedger
 from bot.billing.money import usd_to_pico
 from bot.billing.settlement import QuotaBilling
+from bot.check.report import passed, summary
+from bot.check.runner import full_check, startup_problems
 from bot.console.app import run_console
 from bot.core.conversation import ConversationConfig, ConversationService
 from bot.core.errors import StoreUnavailable
-from bot.core.messages import user_message
 from bot.core.prompt import DEFAULT_SYSTEM_PROMPT
 from bot.images.cache import ImageCache
 from bot.images.local import LocalFileFetcher
 from bot.images.pipeline import ImagePipeline
 from bot.metrics import Metrics
 from bot.model.client import ModelClient, ModelConfig, thinking_style_for
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.store.connection import open_store, preload_scripts, warm_pool
 from bot.store.history import HistoryStore
 from bot.store.policy import require_noeviction
 
+log = structlog.get_logger(__name__)
 DAY_SECONDS = 24 * 3600
 MB = 1024 * 1024
 
@@ -158,7 +161,7 @@ async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterato
             billing=QuotaBilling(
                 ledger, settings.price(), settings.quota_min_reply_tokens, settings.glm_context_tokens
             ),
-            model=ModelClient(http, model_config(settings)),
+            model=ModelClient(http, model_config(settings), metrics=metrics),
             config=conversation_config(settings, quota_command),
             metrics=metrics,
         )
@@ -174,10 +177,24 @@ async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterato
 
 
 async def serve(settings: Settings, http_mode: bool, port: int) -> None:
-    """``glmbot serve``: the Slack front end, until SIGINT or SIGTERM."""
-    from handlers.commands import QUOTA_COMMAND  # the Slack side is only loaded when serving
+    """``glmbot serve``: the Slack front end, until SIGINT or SIGTERM.
+
+    Raises SettingsError with one line per problem that would stop it from working (``glmbot check``'s
+    fatal kinds: a refused token, an unreachable or unsafe Redis, a port in use) before it starts.
+    """
+    from handlers.checkup import check_slack  # the Slack side is only loaded when serving
+    from handlers.commands import QUOTA_COMMAND
     from handlers.server import serve as serve_slack
 
+    problems = await startup_problems(
+        settings,
+        http_mode=http_mode,
+        port=port,
+        slack=lambda: check_slack(settings, socket_mode=not http_mode),
+    )
+    if problems:
+        raise SettingsError([line.problem() for line in problems])
+    log.info("config", mode="http" if http_mode else "socket", port=port, **settings.public_view())
     async with open_core(settings, QUOTA_COMMAND) as core:
         # Everything loaded at start lives as long as the process: freeze it out of the garbage
         # collector's full passes (https://docs.python.org/3/library/gc.html#gc.freeze). Without this the
@@ -186,6 +203,23 @@ async def serve(settings: Settings, http_mode: bool, port: int) -> None:
         gc.collect()
         gc.freeze()
         await serve_slack(settings, core, http_mode=http_mode, port=port)
+
+
+async def check(settings: Settings, http_mode: bool, port: int) -> int:
+    """``glmbot check``: print the checklist; 0 when ``serve`` would work, else 1."""
+    from handlers.checkup import check_slack
+
+    lines = await full_check(
+        settings,
+        http_mode=http_mode,
+        port=port,
+        model=model_config(settings),
+        slack=lambda: check_slack(settings, socket_mode=not http_mode),
+    )
+    for line in lines:
+        print(line.render())
+    print(summary(lines))
+    return 0 if passed(lines) else 1
 
 
 async def console(settings: Settings) -> None:
@@ -200,8 +234,9 @@ async def quota(settings: Settings, command: QuotaCommand, caller: str) -> int:
     store = open_store(settings.redis_url)
     try:
         print(await QuotaAdmin(quota_ledger(settings, store)).run(command, caller))
-    except StoreUnavailable:
-        print(f"glmbot: {user_message(StoreUnavailable())}", file=sys.stderr)
+    except StoreUnavailable as exc:
+        # The operator gets the cause and the fix, not the apology a Slack user would see.
+        print(f"glmbot: {store_problem(settings.redis_url or '', exc)}", file=sys.stderr)
         return 1
     finally:
         await store.aclose()

@@ -20,9 +20,11 @@ from bot.billing.commands import (
     parse_limit,
     parse_user,
 )
+from bot.check.report import fail
 from bot.core.errors import StoreMayEvict
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
+from bot.settings_report import is_set
 
 QUOTA_USAGE = (
     "usage: glmbot quota {show USER_ID | set USER_ID USD|default | default USD | reset USER_ID | top}"
@@ -36,6 +38,8 @@ SERVE_SETTINGS = """settings (environment, or .env in the working directory):
   delivery  SLACK_STREAMING, STREAM_EDIT_INTERVAL, SLACK_EDITS_PER_MINUTE, SHUTDOWN_DRAIN_SECONDS
   quotas    QUOTA_DEFAULT_USD, QUOTA_PERIOD, ADMIN_USER_IDS
   see README.md "Settings" for every setting and its default"""
+CHECK_HELP = """lines: ok, warn (works, worth changing), FAIL (serve would not work), skip (not checked)
+settings: the same as serve (see `glmbot serve --help`)"""
 CONSOLE_HELP = """in the session:
   /image PATH [question]  send an image (with a question)
   /reset                  forget the conversation
@@ -65,6 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--http", action="store_true", help="HTTP mode even if SLACK_APP_TOKEN is set")
     serve.add_argument("--port", type=int, help="HTTP port (default: PORT, else 3000)")
+    check = commands.add_parser(
+        "check",
+        help="verify settings, Slack tokens and scopes, the model endpoint, Redis and ports",
+        description="Check everything `glmbot serve` needs and print one line per check, with a fix for "
+        "each problem. Exit status 0 only when serve would work. Costs one 1-token model request.",
+        epilog=CHECK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("--http", action="store_true", help="check HTTP mode even if SLACK_APP_TOKEN is set")
+    check.add_argument("--port", type=int, help="the port serve would use (default: PORT, else 3000)")
     commands.add_parser(
         "console",
         help="chat with the model in this terminal",
@@ -88,15 +102,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED_STATUS = 130  # 128 + SIGINT: how shells report a program stopped by Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code (130 after Ctrl-C, without a traceback)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C while starting (connecting to Redis, probing the model) or while a command runs; serve
+        # handles SIGINT itself as a graceful stop.
+        print(file=sys.stderr)
+        return INTERRUPTED_STATUS
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
-        _require(settings, args)
+        settings = load_settings(_required(args))
         command = _quota_command(args) if args.command == "quota" else None
     except SettingsError as exc:
-        print(f"glmbot: {exc}", file=sys.stderr)
+        if args.command == "check":
+            return _settings_failed(exc)
+        _print_problems(exc)
         return 2
     except UsageError as exc:
         print(f"glmbot: {exc.reason}\n{QUOTA_USAGE}" if exc.reason else QUOTA_USAGE, file=sys.stderr)
@@ -104,29 +132,52 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
     if command is not None:
         return asyncio.run(app.quota(settings, command, SHELL_CALLER))
+    return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """``serve``, ``check`` or ``console``; a problem only the outside world reveals ends it with exit 2."""
+    http_mode = args.command != "console" and (args.http or settings.slack_app_token is None)
     try:
         if args.command == "serve":
-            http_mode = args.http or settings.slack_app_token is None
             asyncio.run(app.serve(settings, http_mode, args.port or settings.port))
+        elif args.command == "check":
+            return asyncio.run(app.check(settings, http_mode, args.port or settings.port))
         else:
             asyncio.run(app.console(settings))
     # Settings only the outside world can judge: a token Slack refuses, a Redis that may evict money.
-    except (SettingsError, StoreMayEvict) as exc:
+    except SettingsError as exc:
+        _print_problems(exc)
+        return 2
+    except StoreMayEvict as exc:
         print(f"glmbot: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def _require(settings: Settings, args: argparse.Namespace) -> None:
-    """Stop early, naming the variable, when the command's settings are missing."""
-    if args.command == "serve":
-        http_mode = args.http or settings.slack_app_token is None
-        settings.require("SLACK_BOT_TOKEN", "GLM_API_KEY", *(["SLACK_SIGNING_SECRET"] if http_mode else []))
-    elif args.command == "console":
-        settings.require("GLM_API_KEY")
-    else:
-        # The embedded store lives inside one bot process: a shell command would see an empty one.
-        settings.require("REDIS_URL")
+def _settings_failed(exc: SettingsError) -> int:
+    """``glmbot check`` with settings that do not load: each problem as a failed line; nothing else can
+    be checked without them."""
+    for problem in exc.problems:
+        print(fail("settings", problem, "").render())
+    print("the other checks need valid settings: fix these first")
+    return 1
+
+
+def _print_problems(exc: SettingsError) -> None:
+    for problem in exc.problems:
+        print(f"glmbot: {problem}", file=sys.stderr)
+
+
+def _required(args: argparse.Namespace) -> list[str]:
+    """The settings the command cannot run without (``check`` reports missing ones as failures too)."""
+    if args.command in ("serve", "check"):
+        http_mode = args.http or not is_set("SLACK_APP_TOKEN")
+        return ["SLACK_BOT_TOKEN", "GLM_API_KEY", "SLACK_SIGNING_SECRET" if http_mode else "SLACK_APP_TOKEN"]
+    if args.command == "console":
+        return ["GLM_API_KEY"]
+    # The embedded store lives inside one bot process: a shell command would see an empty one.
+    return ["REDIS_URL"]
 
 
 def _quota_command(args: argparse.Namespace) -> QuotaCommand:

@@ -7,7 +7,6 @@ library logs is redacted too.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -16,10 +15,9 @@ from typing import Any, Literal
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-REDACTED = "[REDACTED]"
-# Slack tokens and bearer headers are redacted by shape too, in case a secret we were not told about
-# (a user token pasted somewhere, a rotated token) reaches a log line.
-_TOKEN_SHAPES = re.compile(r"\b(xox[abposr]|xapp)-[A-Za-z0-9-]{6,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+from bot.redaction import REDACTED, Redactor
+
+__all__ = ["REDACTED", "OncePerSecond", "SecretRedactor", "configure_logging"]
 
 
 class OncePerSecond(logging.Filter):
@@ -46,16 +44,20 @@ class OncePerSecond(logging.Filter):
 
 
 class SecretRedactor:
-    """A structlog processor that replaces known secret values and token-shaped strings."""
+    """A structlog processor that replaces known secret values and key-shaped strings.
+
+    The rules (whole secrets, a leading piece of one, Slack/``sk-``/Z.ai/bearer shapes) are
+    ``bot.redaction``'s. They catch a key cut short by a library that truncated text before logging it;
+    our own code redacts before it cuts (``Redactor.cut``).
+    """
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+        self._redact = Redactor(secrets)
 
     def redact(self, value: Any) -> Any:
+        """``value`` with secrets replaced in every string inside it (dicts, lists, exceptions' reprs)."""
         if isinstance(value, str):
-            for secret in self._secrets:
-                value = value.replace(secret, REDACTED)
-            return _TOKEN_SHAPES.sub(REDACTED, value)
+            return self._redact(value)
         if isinstance(value, Mapping):
             return {key: self.redact(item) for key, item in value.items()}
         if isinstance(value, list | tuple):

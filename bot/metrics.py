@@ -1,8 +1,22 @@
-"""Prometheus metrics, on a registry of their own (built at start, passed in; no globals)."""
+"""Prometheus metrics, on a registry of their own (built at start, passed in; no globals).
+
+Besides the bot's own ``glmbot_*`` metrics, the registry carries prometheus_client's standard process
+(``process_resident_memory_bytes``, ``process_cpu_seconds_total``, ``process_open_fds``, ...), platform
+(``python_info``) and garbage-collector (``python_gc_*``) collectors, which the library registers only on
+its global registry by default.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -16,9 +30,29 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Read at scrape time from /proc and the gc module: nothing runs between scrapes.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        # One count per reply, when it ends (bot.core.report): ok, stopped, an error's name, ...
         self.replies = Counter("glmbot_replies", "Replies by outcome", ["outcome"], registry=self.registry)
         self.tokens = Counter(
             "glmbot_model_tokens", "Tokens reported by the model", ["kind"], registry=self.registry
+        )
+        # bot.model.client: every ModelError a model call ended with (bot.core.generation adds the
+        # content filter's "declined" and "empty_answer"), and every retry of a failed attempt.
+        self.model_errors = Counter(
+            "glmbot_model_errors",
+            "Model calls that failed, by kind (unavailable, rejected, stream_failed, timeout_first_token, "
+            "timeout_reply, declined, empty_answer)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.model_retries = Counter(
+            "glmbot_model_retries",
+            "Model request attempts retried, by reason (status_429, status_503, connect, read_timeout, ...)",
+            ["reason"],
+            registry=self.registry,
         )
         self.slack_calls = Counter(
             "glmbot_slack_calls",

@@ -7,14 +7,24 @@ list are documented in the README. Nothing here runs at import time.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.billing.pricing import Price, PricingError, price_for
+from bot.file_hosts import DEFAULT_FILE_HOST, api_plain_http_entry, entry_host, host_entry
+from bot.settings_report import describe_error, missing, public_view
 from bot.store.connection import parse_topology
 
 CommaList = Annotated[list[str], NoDecode]
@@ -27,7 +37,21 @@ MAX_ASSISTANT_PROMPTS = 4
 
 
 class SettingsError(Exception):
-    """A setting is missing or invalid; the message is one line naming the variable."""
+    """Settings are missing or invalid: ``problems`` holds one line per problem, each naming its variable
+    (secret values never shown); the message is those lines joined by newlines."""
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = (problems,) if isinstance(problems, str) else tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token", "glm_api_key"})
+# Token kinds by prefix (https://docs.slack.dev/authentication/tokens): a bot token is xoxb-, an
+# app-level token xapp-. A user token (xoxp-) pasted as the bot token would act as that person.
+TOKEN_PREFIXES = {
+    "slack_bot_token": ("xoxb-", "a bot token"),
+    "slack_app_token": ("xapp-", "an app-level token"),
+}
 
 
 class Settings(BaseSettings):
@@ -41,6 +65,8 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     slack_file_hosts: CommaList = Field(default_factory=list)
+    # File hosts the bot token may reach over plain http too (host, or host:port); see bot/file_hosts.py.
+    slack_file_hosts_plain_http: CommaList = Field(default_factory=list)
 
     glm_api_key: SecretStr | None = None
     glm_base_url: str = "https://api.unorouter.com/v1"
@@ -81,15 +107,23 @@ class Settings(BaseSettings):
     system_prompt: str | None = None
     assistant_prompts: PromptList = Field(default_factory=lambda: list(DEFAULT_ASSISTANT_PROMPTS))
     port: int = Field(default=3000, ge=1, le=65535)
+    # A separate port for /metrics and /healthz (unset: the main port); it must differ from the main port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] | None = None
 
-    @field_validator("slack_file_hosts", "admin_user_ids", mode="before")
+    @field_validator("slack_file_hosts", "slack_file_hosts_plain_http", "admin_user_ids", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("slack_file_hosts_plain_http")
+    @classmethod
+    def _host_entries(cls, value: list[str]) -> list[str]:
+        # "host" or "host:port", lower case; a URL or a path is refused at start (ValueError names it).
+        return [host_entry(entry) for entry in value]
 
     @field_validator("assistant_prompts", mode="before")
     @classmethod
@@ -109,6 +143,18 @@ class Settings(BaseSettings):
         if len(value) > MAX_ASSISTANT_PROMPTS:
             raise ValueError(f"at most {MAX_ASSISTANT_PROMPTS} prompts (Slack shows no more)")
         return value
+
+    @field_validator("slack_bot_token", "slack_app_token")
+    @classmethod
+    def _token_kind(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        prefix, kind = TOKEN_PREFIXES[str(info.field_name)]
+        secret = value.get_secret_value().strip() if value is not None else ""
+        if value is None or secret.startswith(prefix):
+            return value
+        # A Slack token's kind prefix (xoxp-, xapp-, …) is not secret; anything else is not shown at all.
+        other = secret.split("-", 1)[0] + "-" if secret.startswith(("xox", "xapp-")) else None
+        got = f"got {other}… instead" if other else "got something that is not a Slack token"
+        raise ValueError(f"must be {kind} ({prefix}…), {got}")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -166,11 +212,12 @@ class Settings(BaseSettings):
 
     @property
     def file_hosts(self) -> frozenset[str]:
-        """Hosts that may receive the bot token on file downloads."""
-        if self.slack_file_hosts:
-            return frozenset(host.lower() for host in self.slack_file_hosts)
-        api_host = urlsplit(self.slack_api_url).hostname or ""
-        return frozenset({"files.slack.com", api_host.lower()})
+        """Hosts (lower case) that may receive the bot token on file downloads: SLACK_FILE_HOSTS, else
+        files.slack.com and the host of SLACK_API_URL; plus the hosts of SLACK_FILE_HOSTS_PLAIN_HTTP.
+        Over which scheme: ``plain_http_file_hosts`` (the rule: ``bot/file_hosts.py``)."""
+        api_host = (urlsplit(self.slack_api_url).hostname or "").lower()
+        listed = [host.lower() for host in self.slack_file_hosts] or [DEFAULT_FILE_HOST, api_host]
+        return frozenset([*listed, *(entry_host(entry) for entry in self.slack_file_hosts_plain_http)])
 
     @property
     def image_max_download_bytes(self) -> int:
@@ -179,14 +226,24 @@ class Settings(BaseSettings):
 
     @property
     def plain_http_file_hosts(self) -> frozenset[str]:
-        """Hosts that may be fetched over plain http: only those listed explicitly (for tests)."""
-        return frozenset(host.lower() for host in self.slack_file_hosts)
+        """Where the bot token may go over plain http, as entries ``host`` (any port) or ``host:port``:
+        the host:port of SLACK_API_URL when that URL is http, and SLACK_FILE_HOSTS_PLAIN_HTTP. Every other
+        file host gets it over https only, files.slack.com included whatever SLACK_FILE_HOSTS says."""
+        api = api_plain_http_entry(self.slack_api_url)
+        return frozenset([*self.slack_file_hosts_plain_http, *([api] if api else [])])
 
     def require(self, *names: str) -> None:
-        """Stop with a clear error when a setting a command needs is unset."""
-        for name in names:
-            if getattr(self, name.lower()) is None:
-                raise SettingsError(f"missing setting {name}: set it in the environment or in .env")
+        """Raise SettingsError naming every setting in ``names`` that is unset (all at once)."""
+        unset = [name for name in names if getattr(self, name.lower()) is None]
+        if unset:
+            raise SettingsError(
+                [f"missing setting {name}: set it in the environment or in .env" for name in unset]
+            )
+
+    def public_view(self) -> dict[str, object]:
+        """Every setting by its variable name, secrets shown only as ``set``/``unset`` (for the start-up
+        log line and ``glmbot check``)."""
+        return public_view(self.model_dump(), SECRET_FIELDS)
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redactor."""
@@ -194,14 +251,16 @@ class Settings(BaseSettings):
         return [value.get_secret_value() for value in values if value is not None]
 
 
-def load_settings() -> Settings:
-    """Build Settings from the environment, turning validation errors into one clear line."""
+def load_settings(required: Sequence[str] = ()) -> Settings:
+    """Build Settings from the environment and ``.env``; ``required`` names settings the command needs.
+
+    Raises SettingsError listing every problem at once: each invalid value (secrets hidden) and each
+    required setting that is unset.
+    """
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        detail = str(first["msg"]).removeprefix("Value error, ")
-        if not first["loc"]:
-            # A check across settings: its message names the variables involved.
-            raise SettingsError(f"invalid settings: {detail}") from None
-        raise SettingsError(f"invalid setting {str(first['loc'][0]).upper()}: {detail}") from None
+        problems = [describe_error(error, SECRET_FIELDS) for error in exc.errors()]
+        raise SettingsError([*problems, *missing(required)]) from None
+    settings.require(*required)
+    return settings

@@ -19,8 +19,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.conversation import ConversationService
 from bot.core.domain import IncomingMessage, ThreadKey
-from bot.core.errors import StoreUnavailable
+from bot.core.errors import GlmbotError, StoreUnavailable
 from bot.core.ports import ReplySink
+from bot.core.report import ReplyReport
 from bot.metrics import Metrics
 from bot.work.journal import WorkJournal
 from bot.work.queue import WorkItem, WorkQueue
@@ -89,8 +90,7 @@ class SlackDelivery:
         except StoreUnavailable as exc:
             log.error("work_not_recorded_store_unavailable", detail=str(exc))
             # The user still hears why; the ack is not held up by Slack calls.
-            failure = self._conversation.show_failure(self.streamer(message.thread), StoreUnavailable())
-            task = asyncio.create_task(failure)
+            task = asyncio.create_task(self._show_unrecorded(message.thread, StoreUnavailable()))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return
@@ -98,6 +98,16 @@ class SlackDelivery:
             log.debug("work_recorded")  # not info: a log line costs ~0.3 ms of the ack's time
         else:
             log.info("duplicate_message_ignored")
+
+    async def _show_unrecorded(self, thread: ThreadKey, error: GlmbotError) -> None:
+        """Tell the user why their message was not taken on. It ends like any reply: one count and one
+        ``reply_finished`` line (outcome: the error's name), with the ids the listener bound."""
+        report = ReplyReport(self._metrics)
+        report.end(type(error).__name__)
+        try:
+            await self._conversation.show_failure(self.streamer(thread), error)
+        finally:
+            report.finish()
 
     async def _enqueue(self, message: IncomingMessage, event_id: str, engage: bool) -> bool:
         """Enqueue (and, for a mention, engage its thread) in one round trip; raises StoreUnavailable

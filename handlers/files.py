@@ -3,8 +3,9 @@
 A file's URL comes from the event payload, so it is untrusted data. The rules:
 
 * The ``Authorization: Bearer`` header goes only to hosts in ``token_hosts`` (exact, lower-cased match),
-  and only over https; plain http is allowed just for hosts in ``plain_http_hosts`` (tests use 127.0.0.1).
-  Any other URL is refused before a single byte is sent.
+  and only over https; plain http only where ``plain_http_hosts`` names the host (any port) or the
+  host:port (``bot/file_hosts.py`` has the rule, ``Settings`` the two sets). Any other URL is refused
+  before a single byte is sent.
 * httpx never follows redirects itself. Up to ``MAX_REDIRECTS`` hops are followed by hand, each checked by
   the same rule; a hop that fails the check is not requested at all.
 * Size is capped three times: the declared size (event or ``files.info``), ``Content-Length``, and the
@@ -29,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.domain import Attachment
 from bot.core.errors import DeliveryFailed, ImageRejected
+from bot.file_hosts import token_allowed
 from handlers.errors import SlackRefused, slack_errors
 
 log = structlog.get_logger(__name__)
@@ -126,7 +128,11 @@ class SlackFileFetcher:
             raise ImageRejected(NOT_ALLOWED_HOST) from None
         if not self._allowed(url):
             log.warning(
-                "slack_file.host_refused", file_id=attachment.file_id, host=url.host, scheme=url.scheme
+                "slack_file.host_refused",
+                file_id=attachment.file_id,
+                host=url.host,
+                port=url.port,
+                scheme=url.scheme,
             )
             raise ImageRejected(NOT_ALLOWED_HOST)
         return await self._download(attachment.file_id, url)
@@ -233,13 +239,11 @@ class SlackFileFetcher:
     # ------------------------------------------------------------------ checks
 
     def _allowed(self, url: httpx.URL) -> bool:
-        """May the bot token be sent to ``url``? (host on the list; https, or http on the plain list)."""
-        host = url.host.lower()
-        if url.userinfo or host not in self._token_hosts:
+        """May the bot token be sent to ``url``? (host on the list; https, or http where the plain list
+        names its host or host:port). Checked on the httpx URL the request is made with."""
+        if url.userinfo:
             return False
-        if url.scheme == "https":
-            return True
-        return url.scheme == "http" and host in self._plain_http_hosts
+        return token_allowed(url.scheme, url.host, url.port, self._token_hosts, self._plain_http_hosts)
 
     def _check_size(self, size: int | None) -> None:
         if size is not None and size > self._max_bytes:

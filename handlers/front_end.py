@@ -25,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import Core
 from bot.core.errors import DeliveryFailed
 from bot.core.prompt import DEFAULT_SYSTEM_PROMPT
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.store.connection import preload_scripts
 from bot.store.history import SEED_SCRIPT
 from bot.work.queue import TeamLookup, WorkQueue
@@ -43,6 +43,7 @@ from handlers.identity import SlackIdentity
 from handlers.people import PeopleDirectory
 from handlers.reply.limits import SlackLimits
 from handlers.services import Services
+from handlers.slack_requests import RejectionWatch, SignatureCheck
 
 
 class AcksInFlight:
@@ -130,10 +131,27 @@ def catchup_config(settings: Settings) -> CatchUpConfig:
 
 
 def bolt_app(
-    settings: Settings, client: AsyncWebClient, identity: SlackIdentity, socket_mode: bool
+    settings: Settings,
+    client: AsyncWebClient,
+    identity: SlackIdentity,
+    socket_mode: bool,
+    rejections: RejectionWatch | None = None,
 ) -> AsyncApp:
-    """The Bolt app: signatures checked (HTTP mode), the identity known, listeners run before the ack."""
+    """The Bolt app: signatures checked (HTTP mode), the identity known, listeners run before the ack.
+
+    In HTTP mode every request goes through ``SignatureCheck`` (``rejections`` decides when repeated
+    mismatches earn a hint); raises SettingsError when SLACK_SIGNING_SECRET is unset, so that an HTTP
+    front end can never be built without signatures checked. Socket Mode requests come over Slack's
+    own authenticated websocket and are not signed.
+    """
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    verification: SignatureCheck | None = None
+    if not socket_mode:
+        if not secret:
+            raise SettingsError(
+                "missing setting SLACK_SIGNING_SECRET: HTTP mode checks every request with it"
+            )
+        verification = SignatureCheck(secret, rejections)
     # Bolt's own client has no token: each request's client gets it from ``authorize``, so Bolt never
     # calls auth.test per request.
     tokenless = AsyncWebClient(
@@ -143,7 +161,11 @@ def bolt_app(
         client=tokenless,
         authorize=identity.authorize,
         signing_secret=secret,
-        request_verification_enabled=not socket_mode,
+        # Bolt's own check logs the whole body of every refused request; ours is Bolt's with one line
+        # instead, and ``before_authorize`` is the built-in check's place in the chain (after the SSL
+        # check, before authorization and URL verification).
+        request_verification_enabled=False,
+        before_authorize=verification,
         process_before_response=True,
         logger=_bolt_logger(),
     )

@@ -6,6 +6,10 @@ integer for any price with up to 6 decimals (``$0.78`` per 1M tokens = 780_000 p
 are then plain integer arithmetic, with no floats anywhere.
 
 The table lives in ``bot/billing/pricing.json`` (package data); decimals are JSON strings so they stay exact.
+It is keyed by the model name each provider uses for glm-4.5v: ``glm-4.5v`` (UnoRouter, Z.ai) and
+``z-ai/glm-4.5v`` (OpenRouter), both at the contract's $0.78 in / $2.34 out per 1M tokens, which is at
+or above every price those providers were seen to list, so quotas never let real spend run past a limit
+(README "Providers" gives the sources). An operator with another price sets the two overrides.
 """
 
 from __future__ import annotations
@@ -95,16 +99,21 @@ def price_for(
     input_usd_per_mtok: Decimal | None = None,
     output_usd_per_mtok: Decimal | None = None,
 ) -> Price:
-    """The table's price for ``model`` with any overrides applied.
+    """The table's price for ``model`` with any overrides applied (USD per 1M tokens each).
 
-    A model missing from the table needs both overrides; otherwise ``PricingError``.
+    A model missing from the table needs both overrides; otherwise ``PricingError``, whose one-line
+    message names GLM_MODEL and the two override settings.
     """
-    base = _table().get(model)
+    table = _table()
+    base = table.get(model)
     if base is None:
         if input_usd_per_mtok is None or output_usd_per_mtok is None:
+            # Named by setting, not by file: inside a container the table cannot be edited, the
+            # environment can.
+            priced = ", ".join(sorted(table))
             raise PricingError(
-                f"no price for model {model!r}: add it to bot/billing/pricing.json or set "
-                "GLM_INPUT_USD_PER_MTOK and GLM_OUTPUT_USD_PER_MTOK"
+                f"GLM_MODEL {model!r} has no price (the table prices {priced}): set "
+                "GLM_INPUT_USD_PER_MTOK and GLM_OUTPUT_USD_PER_MTOK to its price in USD per 1M tokens"
             )
         base = Price(input_pico_per_token=0, output_pico_per_token=0)  # both replaced below
     return Price(

@@ -22,6 +22,7 @@ from bot.billing.pricing import Price, cost_pico
 from bot.billing.records import Reservation, Settlement
 from bot.core.domain import Notice, StreamProgress, Usage
 from bot.core.messages import quota_notice
+from bot.core.ports import Billed
 from bot.core.tokens import estimate_output_tokens
 
 log = structlog.get_logger(__name__)
@@ -53,14 +54,15 @@ class QuotaBilling:
             await self._ledger.release(held.reservation)
             return
         log.info("dead_attempt_settled", output_tokens=output_tokens)
-        await held.charge(held.input_estimate, output_tokens)
+        await held.charge(held.input_estimate, output_tokens, estimated=True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HeldReply:
     """One reply's reservation, settled once (implements ``core.ports.ReplyCharge``).
 
     ``input_estimate`` is the prompt's estimated tokens, charged when the model reports no usage.
+    ``billed`` is what settling charged (for the reply's ``reply_finished`` line); None until then.
     """
 
     ledger: QuotaLedger
@@ -68,6 +70,7 @@ class HeldReply:
     reservation: Reservation
     input_estimate: int
     context_tokens: int
+    billed: Billed | None = None
 
     @property
     def max_tokens(self) -> int:
@@ -80,15 +83,17 @@ class HeldReply:
         else:
             output_estimate = estimate_output_tokens(progress)
             log.warning("cost_estimated", input_tokens=self.input_estimate, output_tokens=output_estimate)
-            settlement = await self.charge(self.input_estimate, output_estimate)
+            settlement = await self.charge(self.input_estimate, output_estimate, estimated=True)
         if not settlement.notice_due:
             return None
         return quota_notice(settlement.spent_pico, settlement.limit_pico, self.reservation.period)
 
-    async def charge(self, prompt_tokens: int, completion_tokens: int) -> Settlement:
-        """Settle the reservation at the price of these token counts."""
+    async def charge(self, prompt_tokens: int, completion_tokens: int, estimated: bool = False) -> Settlement:
+        """Settle the reservation at the price of these token counts (``estimated``: not reported usage)."""
         cost = cost_pico(prompt_tokens, completion_tokens, self.price)
-        return await self.ledger.settle(self.reservation, cost)
+        settlement = await self.ledger.settle(self.reservation, cost)
+        self.billed = Billed(prompt_tokens, completion_tokens, settlement.charged_pico, estimated)
+        return settlement
 
     def _believable(self, usage: Usage) -> bool:
         """False for usage no request of ours can have used (more than was sent or allowed)."""

@@ -7,12 +7,14 @@ expected failure becomes a short message in place of the answer.
 
 Each step that another process would need to resume the reply is written to the reply's journal (the
 Slack work queue's entry state): the reservation, how much streamed, the finished answer.
+
+However it ends, a reply is counted once in ``glmbot_replies_total{outcome}`` and logged once as
+``reply_finished`` (``bot.core.report``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +26,7 @@ from bot.core.generation import Answer, AnswerGenerator, ConversationConfig, Sto
 from bot.core.messages import EMPTY_MESSAGE_REPLY, user_message
 from bot.core.ports import AttachmentFetcher, Billing, History, Images, ModelStream, ReplyJournal, ReplySink
 from bot.core.prompt import newest_message
+from bot.core.report import ReplyReport
 from bot.metrics import Metrics
 
 __all__ = ["ConversationConfig", "ConversationService", "NoJournal", "StopSignal"]
@@ -119,32 +122,55 @@ class ConversationService:
         ``journal`` holds what an earlier attempt at this message recorded, and takes this one's records.
         ``prepare`` runs once the placeholder shows and before the thread's history is read (the front
         end's catch-up of a thread it has not seen); it must not raise. ``stop``, once set, ends the
-        answer with what streamed so far (delivered, charged for the work done).
+        answer with what streamed so far (delivered, charged for the work done). Whatever happens, the
+        reply ends with one count and one ``reply_finished`` line (``bot.core.report``).
         """
         journal = journal or NoJournal()
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+        report = ReplyReport(self._metrics, journal.attempt)
+        unnamed = "crashed"  # an exception no step expected: a bug
+        try:
+            await self._answer(message, sink, files, journal, prepare, stop, report)
+        except asyncio.CancelledError:
+            unnamed = "interrupted"
+            raise
+        finally:
+            report.finish(unnamed)
+
+    async def _answer(
+        self,
+        message: IncomingMessage,
+        sink: ReplySink,
+        files: AttachmentFetcher,
+        journal: ReplyJournal,
+        prepare: Callable[[], Awaitable[None]] | None,
+        stop: StopSignal | None,
+        report: ReplyReport,
+    ) -> None:
+        """``answer``'s steps, naming the outcome in ``report``."""
         await self._recover(journal)
         if journal.recorded("delivered"):
             # An earlier attempt delivered the answer and stopped before its work was acknowledged.
             log.info("reply_already_delivered")
+            report.end("already_delivered")
             return
         if journal.attempt > MAX_ATTEMPTS:
             log.error("reply_attempts_exhausted", attempts=journal.attempt)
-            self._metrics.replies.labels("attempts_exhausted").inc()
+            report.end("attempts_exhausted")
             await self.show_failure(sink, RetriesExhausted())
             return
         try:
             await sink.start()
         except DeliveryFailed as failed:
             log.error("placeholder_failed", detail=str(failed))
-            self._metrics.replies.labels("undeliverable").inc()
+            report.end("undeliverable")
             return
         if prepare is not None:
             await prepare()
-        await self._reply(message, sink, files, journal, stop)
+        await self._reply(message, sink, files, journal, stop, report)
 
     async def _recover(self, journal: ReplyJournal) -> None:
         """Settle the reservation of an earlier attempt that died, for the work it had streamed."""
@@ -163,11 +189,11 @@ class ConversationService:
         sink: ReplySink,
         files: AttachmentFetcher,
         journal: ReplyJournal,
-        stop: StopSignal | None = None,
+        stop: StopSignal | None,
+        report: ReplyReport,
     ) -> None:
-        started = time.monotonic()
         if not message.text.strip() and not message.attachments:
-            await sink.finish(EMPTY_MESSAGE_REPLY)
+            report.end("empty_message" if await sink.finish(EMPTY_MESSAGE_REPLY) else "undelivered")
             return
         try:
             recorded = journal.recorded("answer")
@@ -175,32 +201,33 @@ class ConversationService:
             newest = newest_message(message.text, collected)
             if newest is None:
                 # Nothing usable was sent (say, only a PDF): explain, and make no model call.
-                await sink.finish("", _warnings(collected.problems))
+                shown = await sink.finish("", _warnings(collected.problems))
+                report.end("nothing_usable" if shown else "undelivered")
                 return
             if recorded:
                 answer = Answer.loads(recorded)  # an earlier attempt paid for it, then died
             else:
                 answer = await self._generator.generate(
-                    message, newest, collected, sink, started, journal, stop
+                    message, newest, collected, sink, report, journal, stop
                 )
         except GlmbotError as exc:
             log.warning("reply_failed", error=type(exc).__name__, detail=str(exc))
-            self._metrics.replies.labels(type(exc).__name__).inc()
+            report.end(type(exc).__name__)
             await sink.fail(self._words(exc))
             return
         except Exception:
             # A bug must still end the reply visibly, never as a placeholder left spinning.
             log.exception("reply_crashed")
-            self._metrics.replies.labels("crashed").inc()
+            report.end("crashed")
             await sink.fail(self._words(GlmbotError()))
             return
         except asyncio.CancelledError:
-            self._metrics.replies.labels("interrupted").inc()
+            report.end("interrupted")
             if not journal.durable:
                 # Shutdown outlasted the drain and nobody will resume this: say so.
                 await sink.fail(self._words(Interrupted()))
             raise
-        await self._deliver(message, newest, answer, collected, sink, started, journal)
+        await self._deliver(message, newest, answer, collected, sink, report, journal)
 
     async def _deliver(
         self,
@@ -209,7 +236,7 @@ class ConversationService:
         answer: Answer,
         collected: CollectedImages,
         sink: ReplySink,
-        started: float,
+        report: ReplyReport,
         journal: ReplyJournal,
     ) -> None:
         # Stored before the final edit, so a follow-up sent the moment the answer shows finds it; taken
@@ -226,16 +253,17 @@ class ConversationService:
         except asyncio.CancelledError:
             await asyncio.wait({finishing}, timeout=INTERRUPT_GRACE_SECONDS)
             if finishing.done() and not finishing.cancelled() and finishing.result():
+                report.delivered(answer.stopped)
                 await journal.record(delivered="1")  # the process that resumes this need not redo it
             raise
         if not delivered:
             # The user never saw it: neither memory nor the ok count should say otherwise.
             await self._retract(thread, turn_id, turn)
-            self._metrics.replies.labels("undelivered").inc()
+            report.end("undelivered")
             return
         await journal.record(delivered="1")
-        self._metrics.replies.labels("stopped" if answer.stopped else "ok").inc()
-        self._metrics.reply_seconds.observe(time.monotonic() - started)
+        report.delivered(answer.stopped)
+        self._metrics.reply_seconds.observe(report.seconds)
 
     async def _remember(self, thread: ThreadKey, turn_id: str, turn: list[ChatMessage]) -> None:
         if not turn[-1].text.strip():

@@ -4,20 +4,17 @@ The conversation service (``conversation``) decides what to answer and delivers 
 user turn into a paid-for ``Answer``. Each step another process would need to resume the reply is
 written to the journal: the reservation, how much streamed (every ``PROGRESS_SECONDS``), the answer.
 
-A person may stop a reply while it streams (``StopSignal``, set by the front end): the model request is
-cancelled (its connection closed), the text so far becomes the answer with a note saying who stopped
-it, and the reply is charged the input estimate plus the output that streamed. A stop is not a failure
-and not a shutdown: the answer is delivered and its work is done.
+A person may stop a reply while it streams (``bot.core.stopping.StopSignal``, set by the front end): the
+model request is cancelled (its connection closed), the text so far becomes the answer with a note saying
+who stopped it, and the reply is charged the input estimate plus the output that streamed. A stop is not
+a failure and not a shutdown: the answer is delivered and its work is done.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
@@ -38,8 +35,12 @@ from bot.core.errors import EmptyAnswer, ModelDeclined, ModelStreamFailed, Store
 from bot.core.messages import cut_off_notice, stopped_notice
 from bot.core.ports import Billing, History, Images, ModelStream, ReplyCharge, ReplyJournal, ReplySink
 from bot.core.prompt import build_prompt, without_images
+from bot.core.report import ReplyReport
+from bot.core.stopping import StopSignal, unless_stopped
 from bot.core.tokens import estimate_output_tokens
 from bot.metrics import Metrics
+
+__all__ = ["Answer", "AnswerGenerator", "ConversationConfig", "StopSignal"]
 
 log = structlog.get_logger(__name__)
 
@@ -80,28 +81,6 @@ class Answer:
         return Answer(str(data["text"]), notices, bool(data.get("stopped", False)))
 
 
-class StopSignal:
-    """A person asked to stop one reply (set by the front end, from any replica); the first stop counts."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self.by = ""  # who stopped it: a display name for the note
-
-    @property
-    def stopped(self) -> bool:
-        return self._event.is_set()
-
-    def stop(self, by: str) -> None:
-        """Stop the reply; ``by`` names who asked. A second stop changes nothing."""
-        if not self._event.is_set():
-            self.by = by
-            self._event.set()
-
-    async def wait(self) -> None:
-        """Return once the reply was stopped."""
-        await self._event.wait()
-
-
 class AnswerGenerator:
     """Writes, pays for and journals one answer with the model."""
 
@@ -127,10 +106,12 @@ class AnswerGenerator:
         newest: ChatMessage,
         collected: CollectedImages,
         sink: ReplySink,
-        started: float,
+        report: ReplyReport,
         journal: ReplyJournal,
         stop: StopSignal | None = None,
     ) -> Answer:
+        """The answer to ``newest``, paid for; ``report`` learns the reply's charge (and if settling it
+        failed). Raises QuotaExceeded, a ModelError, StoreUnavailable, PromptTooLong."""
         if stop is not None and stop.stopped:
             return Answer("", (stopped_notice(stop.by),), stopped=True)  # before the model call: free
         history = await self._history.load(message.thread)
@@ -141,11 +122,12 @@ class AnswerGenerator:
         charge = await self._billing.reserve(
             message.user_id, prompt.estimated_tokens, self._config.max_output_tokens
         )
+        report.charge = charge
         await journal.record(charge=charge.record(), output="0")
         progress = StreamProgress()
         try:
             request = await self._request(message.thread, prompt.messages, collected, charge.max_tokens)
-            end = await self._stream(request, sink, started, progress, journal, stop)
+            end = await self._stream(request, sink, report.started, progress, journal, stop)
         except BaseException:
             # Whatever stopped the stream (a broken stream, a bug, a shutdown): the model's work so far
             # is charged (estimated), and a request that produced nothing costs nothing.
@@ -153,17 +135,19 @@ class AnswerGenerator:
             await journal.record(charge="")
             raise
         if end is None:
-            return await self._stopped(charge, progress, stop, journal)
-        quota_note = await self._settle(charge, progress, end)
+            return await self._stopped(charge, progress, stop, journal, report)
+        quota_note = await self._settle(charge, progress, end, report)
+        self._record_usage(end, prompt.estimated_tokens)
         if end.finish_reason == "declined":
             await journal.record(charge="")
+            self._metrics.model_errors.labels("declined").inc()
             # Charged above (the model did the work); what streamed stays, with the reason after it.
             raise ModelDeclined("the model's content filter stopped the answer")
         if not progress.text.strip():
             await journal.record(charge="")
+            self._metrics.model_errors.labels("empty_answer").inc()
             # Charged above for what it reported (reasoning, say), but there is nothing to show.
             raise EmptyAnswer(cut_off=end.finish_reason == "length")
-        self._record_usage(end, prompt.estimated_tokens)
         notices = [cut_off_notice(charge.max_tokens)] if end.finish_reason == "length" else []
         if quota_note is not None:
             notices.append(quota_note)
@@ -172,19 +156,27 @@ class AnswerGenerator:
         return answer
 
     async def _stopped(
-        self, charge: ReplyCharge, progress: StreamProgress, stop: StopSignal | None, journal: ReplyJournal
+        self,
+        charge: ReplyCharge,
+        progress: StreamProgress,
+        stop: StopSignal | None,
+        journal: ReplyJournal,
+        report: ReplyReport,
     ) -> Answer:
         """A person stopped the stream: the text so far is the answer, charged for the prompt (estimated)
         and the output that streamed (estimated: the model reports no usage for a closed stream)."""
         log.info("reply_stopped", output_tokens=estimate_output_tokens(progress))
-        quota_note = await self._settle(charge, progress, StreamEnd("stopped", None))
+        quota_note = await self._settle(charge, progress, StreamEnd("stopped", None), report)
         notices = (stopped_notice(stop.by if stop else ""), *([quota_note] if quota_note else []))
         answer = Answer(text=progress.text, notices=notices, stopped=True)
         await journal.record(charge="", answer=answer.dumps())
         return answer
 
-    async def _settle(self, charge: ReplyCharge, progress: StreamProgress, end: StreamEnd) -> Notice | None:
-        """Charge the finished reply; a store failure now costs us the money, not the user the answer."""
+    async def _settle(
+        self, charge: ReplyCharge, progress: StreamProgress, end: StreamEnd, report: ReplyReport
+    ) -> Notice | None:
+        """Charge the finished reply; a store failure now costs us the money, not the user the answer
+        (the reply's outcome becomes ``unbilled``)."""
         try:
             return await charge.settle(progress, end.usage)
         except StoreUnavailable as exc:
@@ -195,7 +187,7 @@ class AnswerGenerator:
                 prompt_tokens=usage.prompt_tokens if usage else None,
                 completion_tokens=usage.completion_tokens if usage else estimate_output_tokens(progress),
             )
-            self._metrics.replies.labels("unbilled").inc()
+            report.unbilled = True
             return None
 
     def _record_usage(self, end: StreamEnd, prompt_estimate: int) -> None:
@@ -242,7 +234,7 @@ class AnswerGenerator:
         None when ``stop`` came first."""
         visible = AnswerFilter()
         reading = self._read(request, sink, started, progress, journal, visible)
-        end = await (reading if stop is None else _unless_stopped(reading, stop))
+        end = await (reading if stop is None else unless_stopped(reading, stop))
         progress.text += visible.finish()
         return end
 
@@ -276,21 +268,3 @@ class AnswerGenerator:
         if end is None:
             raise ModelStreamFailed("the model stream ended without a finish")
         return end
-
-
-async def _unless_stopped(reading: Coroutine[Any, Any, StreamEnd], stop: StopSignal) -> StreamEnd | None:
-    """``reading``'s result, or None when ``stop`` comes first: ``reading`` is then cancelled, which
-    closes the model request's connection. A stream that ended first wins; its errors are raised."""
-    task = asyncio.ensure_future(reading)
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        # Also on a shutdown's cancellation: the request never outlives the reply.
-        stopped.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})
-    if task.cancelled():
-        return None
-    return task.result()

@@ -20,6 +20,7 @@ Tests use the real implementations against real Redis and loopback fakes, not st
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.core.domain import (
@@ -147,12 +148,32 @@ class ReplyJournal(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Billed:
+    """What settling one reply charged (``ReplyCharge.billed``).
+
+    ``input_tokens`` and ``output_tokens`` are the counts priced: the model's reported usage, or the
+    estimates charged when it reported none (``estimated``). ``cost_pico`` is what the ledger charged, in
+    picodollars (10^-12 USD): never more than the reservation, 0 when a repeated settle charged nothing.
+    """
+
+    input_tokens: int
+    output_tokens: int
+    cost_pico: int
+    estimated: bool
+
+
 class ReplyCharge(Protocol):
     """The money held for one reply until it is settled (made by ``Billing.reserve``)."""
 
     @property
     def max_tokens(self) -> int:
         """The longest answer (tokens) the user can afford; the model request's ``max_tokens``."""
+        ...
+
+    @property
+    def billed(self) -> Billed | None:
+        """What ``settle`` or ``abandon`` charged; None before, and when the hold was released unspent."""
         ...
 
     async def settle(self, progress: StreamProgress, usage: Usage | None) -> Notice | None:

@@ -13,29 +13,31 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Literal
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
 from httpx_sse import EventSource, SSEError, aconnect_sse
 
 from bot.core.domain import ChatMessage, ModelEvent, ModelRequest, ReasoningDelta, StreamEnd, TextDelta
-from bot.core.errors import ModelRejected, ModelStreamFailed, ModelUnavailable
+from bot.core.errors import ModelError, ModelRejected, ModelStreamFailed, ModelUnavailable
+from bot.metrics import Metrics
+from bot.model.failures import RetryableError, error_kind, status_label, transport_label
 from bot.model.sse import (
-    DETAIL_LIMIT,
     StreamErrorEvent,
     StreamState,
     chunk_deltas,
     error_code_and_message,
+    error_detail,
     parse_chunk,
     parse_retry_after,
     parse_usage,
 )
+from bot.model.thinking import ThinkingStyle, thinking_fields, thinking_style_for
+from bot.redaction import Redactor
+
+__all__ = ["ModelClient", "ModelConfig", "ThinkingStyle", "thinking_fields", "thinking_style_for"]
 
 log = structlog.get_logger(__name__)
-
-ThinkingStyle = Literal["openrouter", "zai", "vllm"]
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Z.ai overloads HTTP 429: these business codes mean "no credit" and "content refused", which
@@ -46,30 +48,6 @@ MODEL_ATTEMPTS = 4
 # A model that ignores max_tokens is stopped once its output is this many characters per token allowed
 # (no tokenizer makes tokens longer than this; GLM's average is about 4).
 MAX_CHARS_PER_TOKEN = 8
-
-_ZAI_DOMAINS = ("z.ai", "bigmodel.cn")
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-
-
-def thinking_style_for(base_url: str) -> ThinkingStyle:
-    """Guess which request field switches thinking for the backend at ``base_url``."""
-    host = (urlsplit(base_url).hostname or "").lower()
-    if any(host == domain or host.endswith("." + domain) for domain in _ZAI_DOMAINS):
-        return "zai"
-    lowered = base_url.lower()
-    if host in _LOCAL_HOSTS or "vllm" in lowered or "sglang" in lowered:
-        return "vllm"
-    # UnoRouter, OpenRouter and unknown routers speak the OpenRouter dialect.
-    return "openrouter"
-
-
-def thinking_fields(style: ThinkingStyle, enabled: bool) -> dict[str, object]:
-    """The request-body fields that turn thinking on or off for ``style``."""
-    if style == "zai":
-        return {"thinking": {"type": "enabled" if enabled else "disabled"}}
-    if style == "vllm":
-        return {"chat_template_kwargs": {"enable_thinking": enabled}}
-    return {"reasoning": {"enabled": enabled}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,29 +67,34 @@ class ModelConfig:
     backoff_max_seconds: float = 8.0
 
 
-class _RetryableError(Exception):
-    """Internal signal: this attempt failed in a way that another attempt may fix."""
+@dataclass(slots=True)
+class _Call:
+    """One ``stream`` call's failure label, when it is more precise than the error's type (a deadline)."""
 
-    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.retry_after = retry_after
+    failure: str | None = None
 
 
 class ModelClient:
-    """Streams one completion per call, retrying only before anything was yielded."""
+    """Streams one completion per call, retrying only before anything was yielded.
+
+    With ``metrics``, each retry is counted in ``glmbot_model_retries_total{reason}`` and each call that
+    ends in a ``ModelError`` in ``glmbot_model_errors_total{kind}`` (see ``bot.model.failures``).
+    """
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         config: ModelConfig,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self._http = http
         self._config = config
         self._sleep = sleep
+        self._metrics = metrics
         self._url = config.base_url.rstrip("/") + "/chat/completions"
+        # Servers sometimes echo the request: the key is redacted from any text of theirs we keep.
+        self._redact = Redactor((config.api_key,))
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         """Yield text and reasoning deltas, then exactly one ``StreamEnd``; raise a ``ModelError``.
@@ -120,6 +103,18 @@ class ModelClient:
         ``first_token_seconds`` (retries included), the whole reply within ``reply_seconds``. SSE
         keep-alive comments and slow trickles do not extend them.
         """
+        call = _Call()
+        try:
+            async with aclosing(self._events(request, call)) as events:
+                async for event in events:
+                    yield event
+        except ModelError as error:
+            if self._metrics is not None:
+                self._metrics.model_errors.labels(call.failure or error_kind(error)).inc()
+            raise
+
+    async def _events(self, request: ModelRequest, call: _Call) -> AsyncGenerator[ModelEvent, None]:
+        """``stream``'s events: the attempts, their retries and the deadlines."""
         body = self._request_body(request)
         clock = asyncio.get_running_loop().time
         first_deadline = clock() + self._config.first_token_seconds
@@ -132,12 +127,12 @@ class ModelClient:
                 async with aclosing(self._attempt(body, request.max_tokens * MAX_CHARS_PER_TOKEN)) as events:
                     while True:
                         deadline = reply_deadline if yielded else min(first_deadline, reply_deadline)
-                        event = await self._next_before(events, deadline, yielded)
+                        event = await self._next_before(events, deadline, yielded, call)
                         if event is None:
                             return
                         yielded = True
                         yield event
-            except _RetryableError as failure:
+            except RetryableError as failure:
                 if yielded:
                     # Part of the answer is already out: a retry would duplicate it.
                     raise ModelStreamFailed(f"model stream broke off: {failure.reason}") from failure
@@ -149,18 +144,22 @@ class ModelClient:
                 log.warning(
                     "model_retry", status=failure.status, reason=failure.reason, attempt=attempt, delay=delay
                 )
+                if self._metrics is not None:
+                    self._metrics.model_retries.labels(failure.label).inc()
                 await self._sleep(delay)
 
     async def _next_before(
-        self, events: AsyncGenerator[ModelEvent, None], deadline: float, started: bool
+        self, events: AsyncGenerator[ModelEvent, None], deadline: float, started: bool, call: _Call
     ) -> ModelEvent | None:
-        """The next event, or None at the end; a ``ModelError`` when ``deadline`` (loop time) passes."""
+        """The next event, or None at the end; a ``ModelError`` when ``deadline`` (loop time) passes
+        (labelled in ``call`` as the deadline it missed)."""
         try:
             async with asyncio.timeout_at(deadline):
                 return await anext(events)
         except StopAsyncIteration:
             return None
         except TimeoutError:
+            call.failure = "timeout_reply" if started else "timeout_first_token"
             if started:
                 raise ModelStreamFailed(
                     f"the reply took longer than {self._config.reply_seconds:g} s"
@@ -182,7 +181,7 @@ class ModelClient:
         return body
 
     async def _attempt(self, body: dict[str, object], max_chars: int) -> AsyncGenerator[ModelEvent, None]:
-        """One HTTP request: yield its events, or raise ``_RetryableError`` / a final ``ModelError``.
+        """One HTTP request: yield its events, or raise ``RetryableError`` / a final ``ModelError``.
 
         Reading stops, as if the model had hit its limit, once the output passes ``max_chars``.
         """
@@ -193,8 +192,8 @@ class ModelClient:
             async with aconnect_sse(self._http, "POST", self._url, json=body, headers=headers) as source:
                 if not source.response.is_success:
                     await self._raise_for_status(source.response)
-                await _check_event_stream(source.response)
-                async with aclosing(_read_events(source, state, max_chars)) as events:
+                await _check_event_stream(source.response, self._redact)
+                async with aclosing(_read_events(source, state, max_chars, self._redact)) as events:
                     async for event in events:
                         produced = True
                         yield event
@@ -202,14 +201,14 @@ class ModelClient:
             if produced:
                 raise
             # An error event before any text is the server failing, like a 5xx: worth another attempt.
-            raise _RetryableError("error event before any text") from error_event
+            raise RetryableError("error event before any text", "error_event") from error_event
         except SSEError as exc:
             # A 200 that is not an event stream: a misconfigured endpoint, not a passing glitch.
             # (SSEError subclasses httpx.TransportError, so it must be caught first.)
             raise ModelStreamFailed("model endpoint did not answer with an event stream") from exc
         except httpx.TransportError as exc:
             # Covers connect/read/pool timeouts and connections dropped mid-stream.
-            raise _RetryableError(type(exc).__name__) from exc
+            raise RetryableError(type(exc).__name__, transport_label(exc)) from exc
         except httpx.HTTPError as exc:
             raise ModelStreamFailed(f"model stream unreadable: {type(exc).__name__}") from exc
         # Usage may come on a chunk after the finish chunk, so judge only once the stream closed.
@@ -218,14 +217,14 @@ class ModelClient:
         yield StreamEnd(finish_reason=state.finish_reason, usage=state.usage)
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
-        """Turn an HTTP error status into ``_RetryableError`` or a final ``ModelError``."""
+        """Turn an HTTP error status into ``RetryableError`` or a final ``ModelError``."""
         await response.aread()
         code, message = error_code_and_message(response.content)
-        detail = self._redact(message or response.reason_phrase or "no detail")[:DETAIL_LIMIT]
+        detail = error_detail(message or response.reason_phrase or "no detail", self._redact)
         status = response.status_code
         if status in RETRYABLE_STATUSES and code not in NON_RETRYABLE_ZAI_CODES:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            raise _RetryableError(f"HTTP {status}", status=status, retry_after=retry_after)
+            raise RetryableError(f"HTTP {status}", status_label(status), status, retry_after)
         if status >= 500:
             raise ModelUnavailable(f"model endpoint answered {status}: {detail}")
         raise ModelRejected(status, detail)
@@ -237,11 +236,6 @@ class ModelClient:
         # Equal jitter: spreads retries of concurrent requests without ever waiting ~0 s.
         jittered = backoff * random.uniform(0.5, 1.0)
         return min(MAX_WAIT_SECONDS, max(retry_after or 0.0, jittered))
-
-    def _redact(self, text: str) -> str:
-        """Servers sometimes echo the request; make sure the key never lands in a message."""
-        key = self._config.api_key
-        return text.replace(key, "***") if key else text
 
 
 def _wire_message(message: ChatMessage, images: Mapping[str, str]) -> dict[str, object]:
@@ -255,22 +249,22 @@ def _wire_message(message: ChatMessage, images: Mapping[str, str]) -> dict[str, 
     return {"role": message.role, "content": parts}
 
 
-async def _check_event_stream(response: httpx.Response) -> None:
+async def _check_event_stream(response: httpx.Response, redact: Redactor) -> None:
     """A 200 that is not an event stream: an outage page (retried) or an error in JSON (a refusal)."""
     content_type = response.headers.get("content-type", "").lower()
     if "text/event-stream" in content_type:
         return
     await response.aread()
     if "html" in content_type or response.content.lstrip()[:1] == b"<":
-        raise _RetryableError("the model endpoint answered with a web page (an outage)")
+        raise RetryableError("the model endpoint answered with a web page (an outage)", "outage_page")
     code, message = error_code_and_message(response.content)
     if message or code:
-        raise ModelRejected(response.status_code, (message or f"error {code}")[:DETAIL_LIMIT])
+        raise ModelRejected(response.status_code, error_detail(message or f"error {code}", redact))
     raise ModelStreamFailed("model endpoint did not answer with an event stream")
 
 
 async def _read_events(
-    source: EventSource, state: StreamState, max_chars: int
+    source: EventSource, state: StreamState, max_chars: int, redact: Redactor
 ) -> AsyncGenerator[ModelEvent, None]:
     """Yield deltas from the SSE data events until ``[DONE]`` or EOF, recording finish and usage."""
     produced = 0
@@ -282,11 +276,11 @@ async def _read_events(
                 continue
             if data == "[DONE]":
                 return
-            chunk = parse_chunk(data)
+            chunk = parse_chunk(data, redact)
             usage = parse_usage(chunk.get("usage"))
             if usage is not None:
                 state.usage = usage
-            for event in chunk_deltas(chunk, state):
+            for event in chunk_deltas(chunk, state, redact):
                 if isinstance(event, TextDelta | ReasoningDelta):
                     produced += len(event.text)
                 yield event

@@ -3,6 +3,10 @@
 Functions without I/O: ``client`` reads the SSE stream and feeds each data event here. Malformed or
 failed events raise ``ModelStreamFailed``; so does a finish reason not in ``NORMAL_FINISHES``. The only
 outside input is the wall clock, which ``parse_retry_after`` reads to turn an HTTP-date into seconds.
+
+Text from the server that ends up in an exception (and so in a log line) is redacted before it is cut
+to ``DETAIL_LIMIT`` characters (``error_detail``): servers echo requests, the key included, and a key
+cut in half is no longer recognised whole.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from email.utils import parsedate_to_datetime
 
 from bot.core.domain import ModelEvent, ReasoningDelta, TextDelta, Usage
 from bot.core.errors import ModelStreamFailed
+from bot.redaction import Redactor
 
 __all__ = [
     "DETAIL_LIMIT",
@@ -22,6 +27,7 @@ __all__ = [
     "StreamState",
     "chunk_deltas",
     "error_code_and_message",
+    "error_detail",
     "parse_chunk",
     "parse_retry_after",
     "parse_usage",
@@ -52,8 +58,17 @@ class StreamState:
     usage: Usage | None = None
 
 
-def parse_chunk(data: str) -> dict[str, object]:
-    """Decode one data event; error events and garbage end the stream as a failure."""
+def error_detail(text: str, redact: Redactor) -> str:
+    """Server-sent ``text`` fit for an exception message: secrets redacted, then cut to ``DETAIL_LIMIT``."""
+    return redact.cut(text, DETAIL_LIMIT)
+
+
+def parse_chunk(data: str, redact: Redactor) -> dict[str, object]:
+    """Decode one data event; error events and garbage end the stream as a failure.
+
+    Raises ``StreamErrorEvent`` for an ``error`` event (its message passed through ``error_detail``
+    with ``redact``), ``ModelStreamFailed`` for anything that is not a JSON object.
+    """
     try:
         chunk = json.loads(data)
     except json.JSONDecodeError:
@@ -62,12 +77,18 @@ def parse_chunk(data: str) -> dict[str, object]:
         raise ModelStreamFailed("model stream sent a non-object data event")
     if chunk.get("error"):
         _code, message = error_code_and_message(data.encode())
-        raise StreamErrorEvent(f"model stream reported an error: {(message or 'no detail')[:DETAIL_LIMIT]}")
+        raise StreamErrorEvent(
+            f"model stream reported an error: {error_detail(message or 'no detail', redact)}"
+        )
     return chunk
 
 
-def chunk_deltas(chunk: dict[str, object], state: StreamState) -> list[ModelEvent]:
-    """Deltas of ``choices[0]`` (which may be absent); records a finish reason as a side effect."""
+def chunk_deltas(chunk: dict[str, object], state: StreamState, redact: Redactor) -> list[ModelEvent]:
+    """Deltas of ``choices[0]`` (which may be absent); records a finish reason as a side effect.
+
+    Raises ``ModelStreamFailed`` for a finish reason not in ``NORMAL_FINISHES`` (shown through
+    ``error_detail`` with ``redact``).
+    """
     choices = chunk.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return []
@@ -85,7 +106,7 @@ def chunk_deltas(chunk: dict[str, object], state: StreamState) -> list[ModelEven
     reason = choice.get("finish_reason")
     if isinstance(reason, str) and reason:
         if reason not in NORMAL_FINISHES:
-            raise ModelStreamFailed(f"model stream finished with {reason[:DETAIL_LIMIT]!r}")
+            raise ModelStreamFailed(f"model stream finished with {error_detail(reason, redact)!r}")
         state.finish_reason = NORMAL_FINISHES[reason]
     return events
 

@@ -71,6 +71,8 @@ class FakeModel(LoopbackServer):
         super().__init__()
         self.api_key = api_key
         self.model = model
+        # When set, a request for any other model is refused the way OpenRouter refuses one (400).
+        self.known_models: frozenset[str] | None = None
         self.default_reply: Reply = Reply()
         self.requests: list[ModelCall] = []
         self.aborted_streams = 0
@@ -178,6 +180,9 @@ class FakeModel(LoopbackServer):
         if not isinstance(parsed, dict):
             return web.json_response({"error": {"message": "invalid JSON body", "code": 400}}, status=400)
         body: dict[str, Any] = parsed
+        if self.known_models is not None and body.get("model") not in self.known_models:
+            error = {"message": f"{body.get('model')} is not a valid model ID", "code": 400}
+            return web.json_response({"error": error}, status=400)
 
         reply = self._replies.popleft() if self._replies else self.default_reply
         call.reply = reply

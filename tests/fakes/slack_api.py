@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from tests.fakes.constants import APP_ID, BOT_ID, BOT_TOKEN, BOT_USER_ID, TEAM_ID
+from tests.fakes.constants import APP_ID, BOT_ID, BOT_SCOPES, BOT_TOKEN, BOT_USER_ID, TEAM_ID
 from tests.fakes.loopback import LoopbackServer, poll_until
 from tests.fakes.slack_assistant import AssistantThreads
 from tests.fakes.slack_blocks import blocks_error, shown
@@ -230,6 +230,7 @@ class FakeSlack(LoopbackServer):
         super().__init__()
         self.bot_token = bot_token
         self.app_token = app_token
+        self.scopes: list[str] | None = list(BOT_SCOPES)
         self.socket = SocketModeHub()
         self.calls: list[SlackCall] = []
         self.messages: dict[str, FakeMessage] = {}
@@ -480,7 +481,10 @@ class FakeSlack(LoopbackServer):
         handler = self._methods.get(method)
         if handler is None:
             return _json({"ok": True})
-        return _json(handler(self, params))
+        # Real Slack lists the token's scopes in this header of every Web API answer (Bolt reads it from
+        # auth.test's); None leaves it out.
+        scopes = {"x-oauth-scopes": ",".join(self.scopes)} if self.scopes is not None else {}
+        return _json(handler(self, params), headers=scopes)
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]

@@ -77,7 +77,8 @@ def bot_environment(
     values = {
         **fake_backed_settings(slack, model, redis_url),
         "STREAM_EDIT_INTERVAL": "0.2",
-        "SLACK_FILE_HOSTS": "127.0.0.1",
+        # No SLACK_FILE_HOSTS: the fake Slack serves files where it serves the API (http on loopback),
+        # which the default file hosts allow, as for a Slack-compatible gateway.
         **extra,
     }
     for name, value in values.items():

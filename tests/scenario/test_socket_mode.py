@@ -50,7 +50,8 @@ async def test_serve_socket_mode_answers_a_dm_and_exits_cleanly(
         logs = await stop_bot(process)
     assert process.returncode == 0, logs
     assert fake_slack.socket_acks == [envelope_id]
-    assert len(fake_slack.calls_to("apps.connections.open")) == 1
+    # One by the start-up check of the app token (its URL unused), one by the connection itself.
+    assert len(fake_slack.calls_to("apps.connections.open")) == 2
     assert fake_slack.socket.connections == 1
     await fake_slack.wait_for(lambda: not fake_slack.socket_connected, 5, "websocket closed by the bot")
     records = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
@@ -62,10 +63,12 @@ async def test_serve_socket_mode_answers_a_dm_and_exits_cleanly(
 async def test_sigterm_stops_a_bot_that_cannot_connect(
     fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
 ) -> None:
-    """A refused app token keeps slack_sdk retrying; SIGTERM still stops the bot promptly."""
+    """Slack failing every connection attempt (HTTP 500) keeps slack_sdk retrying; SIGTERM still stops the
+    bot promptly. (A refused app token stops serve at start instead: test_cli.)"""
     port = free_port()
     settings = fake_backed_settings(fake_slack, fake_model, redis_url)
-    env = {**os.environ, **settings, "SLACK_APP_TOKEN": "xapp-revoked", "PORT": str(port)}
+    fake_slack.fail_next("apps.connections.open", status=500, times=10_000)
+    env = {**os.environ, **settings, "SLACK_APP_TOKEN": APP_TOKEN, "PORT": str(port)}
     process = await start_bot(["serve"], env)
     async with httpx.AsyncClient(timeout=5) as http:
         await wait_healthy(http, f"http://127.0.0.1:{port}/healthz", process)

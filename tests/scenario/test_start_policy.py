@@ -14,6 +14,7 @@ import pytest
 from bot.core.errors import StoreMayEvict
 from tests.fakes.bot_env import fake_backed_settings
 from tests.fakes.bot_process import free_port, start_bot, stop_bot, wait_healthy
+from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack
@@ -36,15 +37,30 @@ async def _exit_of(process: asyncio.subprocess.Process) -> tuple[int, str]:
     return process.returncode, err.decode()
 
 
-@pytest.mark.parametrize("command", ["serve", "console"])
-async def test_refuses_to_start_on_an_evicting_redis(
-    fake_slack: FakeSlack, fake_model: FakeModel, lru_server: RedisServer, command: str
+async def test_serve_refuses_to_start_on_an_evicting_redis(
+    fake_slack: FakeSlack, fake_model: FakeModel, lru_server: RedisServer
 ) -> None:
-    """serve and console against allkeys-lru: exit 2 and exactly one line naming the policy and the fix,
-    before Slack or the model is called."""
+    """serve against allkeys-lru: exit 2 and exactly one problem line naming the policy and the fix
+    (its start-up checks), before the model is called or anything is posted."""
     env = {**os.environ, **fake_backed_settings(fake_slack, fake_model, lru_server.url)}
-    args = ["serve", "--http", "--port", str(free_port())] if command == "serve" else ["console"]
-    code, err = await _exit_of(await start_bot(args, env))
+    code, err = await _exit_of(await start_bot(["serve", "--http", "--port", str(free_port())], env))
+    assert code == 2
+    assert err.splitlines() == [
+        "glmbot: redis policy: maxmemory-policy is allkeys-lru: quota limits and spend may be evicted -> "
+        "run `redis-cli CONFIG SET maxmemory-policy noeviction` and put `maxmemory-policy noeviction` in "
+        "redis.conf (images may go to an evicting Redis of their own: REDIS_CACHE_URL)"
+    ]
+    assert [call.method for call in fake_slack.calls] == ["auth.test"]
+    assert fake_model.requests == []
+
+
+async def test_console_refuses_to_start_on_an_evicting_redis(
+    fake_slack: FakeSlack, fake_model: FakeModel, lru_server: RedisServer
+) -> None:
+    """console against allkeys-lru: exit 2 and exactly one line naming the policy and the fix, before the
+    model is called."""
+    env = {**os.environ, **fake_backed_settings(fake_slack, fake_model, lru_server.url)}
+    code, err = await _exit_of(await start_bot(["console"], env))
     assert code == 2
     assert err == f"glmbot: {StoreMayEvict('allkeys-lru')}\n"
     assert fake_slack.calls == []
@@ -62,6 +78,17 @@ async def test_starts_on_noeviction(fake_slack: FakeSlack, fake_model: FakeModel
     assert process.returncode == 0, err
     logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(log["event"] == "store_policy" and log["maxmemory_policy"] == "noeviction" for log in logs)
+    # One start-up line with the effective settings, secrets only as set/unset.
+    (config,) = [log for log in logs if log["event"] == "config"]
+    assert config["mode"] == "http"
+    assert config["port"] == port
+    assert config["REDIS_URL"] == redis_url
+    assert config["GLM_MODEL"] == "glm-4.5v"
+    assert config["SLACK_BOT_TOKEN"] == "set"
+    assert config["SLACK_APP_TOKEN"] == "unset"
+    assert config["GLM_API_KEY"] == "set"
+    for secret in (BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET):
+        assert secret not in err
 
 
 async def test_images_live_in_the_cache_redis_and_money_in_the_main_one(

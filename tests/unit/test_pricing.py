@@ -41,6 +41,14 @@ def test_table_loads_glm() -> None:
     assert price_for("glm-4.5v") == GLM
 
 
+@pytest.mark.parametrize("model", ["glm-4.5v", "z-ai/glm-4.5v"])
+def test_every_providers_name_for_glm_is_priced(model: str) -> None:
+    """UnoRouter and Z.ai call it glm-4.5v, OpenRouter z-ai/glm-4.5v: both start without overrides, at
+    the contract's $0.78 / $2.34 per 1M tokens, and overrides still apply to either."""
+    assert price_for(model) == GLM
+    assert price_for(model, Decimal("0.5"), Decimal("1.8")) == Price(500_000, 1_800_000)
+
+
 @pytest.mark.parametrize(
     ("input_usd", "output_usd", "expected"),
     [
@@ -70,8 +78,8 @@ def test_unknown_model_needs_both_overrides(input_usd: Decimal | None, output_us
     with pytest.raises(PricingError) as info:
         price_for("glm-9", input_usd, output_usd)
     assert str(info.value) == (
-        "no price for model 'glm-9': add it to bot/billing/pricing.json or set "
-        "GLM_INPUT_USD_PER_MTOK and GLM_OUTPUT_USD_PER_MTOK"
+        "GLM_MODEL 'glm-9' has no price (the table prices glm-4.5v, z-ai/glm-4.5v): set "
+        "GLM_INPUT_USD_PER_MTOK and GLM_OUTPUT_USD_PER_MTOK to its price in USD per 1M tokens"
     )
 
 
