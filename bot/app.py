@@ -124,23 +124,28 @@ async def open_stores(settings: Settings, stack: AsyncExitStack) -> tuple[redis.
     return store, cache_store
 
 
-def conversation_config(settings: Settings, quota_command: str) -> ConversationConfig:
-    """The parts of Settings the conversation needs, and the front end's quota tool."""
+def conversation_config(settings: Settings, quota_command: str, operator: bool = False) -> ConversationConfig:
+    """The parts of Settings the conversation needs, the front end's quota tool, and whether its user
+    runs the bot (the console: failures then name their cause and the setting to fix)."""
     return ConversationConfig(
         system_prompt=settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
         context_tokens=settings.glm_context_tokens,
         max_output_tokens=settings.glm_max_output_tokens,
         quota_command=quota_command,
+        operator=operator,
     )
 
 
 @asynccontextmanager
-async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterator[Core]:
+async def open_core(
+    settings: Settings, quota_command: str = "", operator: bool = False
+) -> AsyncIterator[Core]:
     """Open the stores and the model's HTTP client, build the services, close everything on exit.
 
     Raises StoreMayEvict when the main Redis may evict keys (before anything else is opened).
 
-    ``quota_command`` is how the front end's admins manage limits, named in the over-quota message.
+    ``quota_command`` is how the front end's admins manage limits, named in the over-quota message;
+    ``operator`` when the front end's user runs the bot (the console).
     """
     async with AsyncExitStack() as stack:
         store, cache_store = await open_stores(settings, stack)
@@ -162,7 +167,7 @@ async def open_core(settings: Settings, quota_command: str = "") -> AsyncIterato
                 ledger, settings.price(), settings.quota_min_reply_tokens, settings.glm_context_tokens
             ),
             model=ModelClient(http, model_config(settings), metrics=metrics),
-            config=conversation_config(settings, quota_command),
+            config=conversation_config(settings, quota_command, operator),
             metrics=metrics,
         )
         yield Core(
@@ -224,7 +229,8 @@ async def check(settings: Settings, http_mode: bool, port: int) -> int:
 
 async def console(settings: Settings) -> None:
     """``glmbot console``: the terminal front end, until ``/quit`` or end of input."""
-    async with open_core(settings) as core:  # no quota tool to name: a console user is alone
+    # No quota tool to name (a console user is alone), and that user is the operator.
+    async with open_core(settings, operator=True) as core:
         files = LocalFileFetcher(max_bytes=settings.image_max_download_bytes)
         await run_console(core.conversation, files, sys.stdin, sys.stdout)
 

@@ -36,10 +36,16 @@ SERVE_SETTINGS = """settings (environment, or .env in the working directory):
   store     REDIS_URL (unset: an embedded store, one process, nothing kept); REDIS_CACHE_URL
   model     GLM_BASE_URL, GLM_MODEL, GLM_CONTEXT_TOKENS, GLM_MAX_OUTPUT_TOKENS, GLM_THINKING
   delivery  SLACK_STREAMING, STREAM_EDIT_INTERVAL, SLACK_EDITS_PER_MINUTE, SHUTDOWN_DRAIN_SECONDS
-  quotas    QUOTA_DEFAULT_USD, QUOTA_PERIOD, ADMIN_USER_IDS
-  see README.md "Settings" for every setting and its default"""
-CHECK_HELP = """lines: ok, warn (works, worth changing), FAIL (serve would not work), skip (not checked)
-settings: the same as serve (see `glmbot serve --help`)"""
+  quotas    QUOTA_DEFAULT_USD, QUOTA_PERIOD, ADMIN_USER_IDS, GLM_INPUT_USD_PER_MTOK, GLM_OUTPUT_USD_PER_MTOK
+  serving   PORT (or --port), METRICS_PORT, SLACK_API_URL, SLACK_FILE_HOSTS, LOG_LEVEL, LOG_FORMAT
+  see README.md "Settings" for every setting and its default; `glmbot check` tests them"""
+CHECK_HELP = (
+    """lines: ok, warn (works, worth changing), FAIL (serve would not work), skip (not checked)
+exit status: 0 when serve would work (warnings allowed), 1 otherwise
+
+"""
+    + SERVE_SETTINGS
+)
 CONSOLE_HELP = """in the session:
   /image PATH [question]  send an image (with a question)
   /reset                  forget the conversation

@@ -194,7 +194,7 @@ class SlackDelivery:
             self._client, thread.team, thread.channel, thread.thread_ts, self._limits, self._metrics
         )
         pacing = StreamPacing(self._streaming, self._edit_interval)
-        return reply_sink(pacing, poster, self._limits, self._metrics, recorded, on_posted, asker, buttons)
+        return reply_sink(pacing, poster, self._limits, recorded, on_posted, asker, buttons)
 
 
 def _timestamps(raw: str | None) -> list[str]:

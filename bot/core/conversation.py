@@ -23,7 +23,7 @@ import structlog
 from bot.core.domain import ChatMessage, CollectedImages, IncomingMessage, Notice, ThreadKey
 from bot.core.errors import DeliveryFailed, GlmbotError, Interrupted, RetriesExhausted, StoreUnavailable
 from bot.core.generation import Answer, AnswerGenerator, ConversationConfig, StopSignal
-from bot.core.messages import EMPTY_MESSAGE_REPLY, user_message
+from bot.core.messages import EMPTY_MESSAGE_REPLY, operator_message, user_message
 from bot.core.ports import AttachmentFetcher, Billing, History, Images, ModelStream, ReplyJournal, ReplySink
 from bot.core.prompt import newest_message
 from bot.core.report import ReplyReport
@@ -283,6 +283,8 @@ class ConversationService:
             log.error("history_retract_failed", detail=str(exc))
 
     def _words(self, error: GlmbotError) -> str:
+        if self._config.operator:
+            return operator_message(error) or user_message(error, self._config.quota_command)
         return user_message(error, self._config.quota_command)
 
 

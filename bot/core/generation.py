@@ -57,6 +57,8 @@ class ConversationConfig:
     max_output_tokens: int
     # How the front end's admins manage limits ("/glm-quota" in Slack), named in the over-quota message.
     quota_command: str = ""
+    # The console's user runs the bot: failures name their cause and the setting to fix, not "tell an admin".
+    operator: bool = False
 
 
 @dataclass(frozen=True, slots=True)

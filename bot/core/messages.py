@@ -66,6 +66,27 @@ def user_message(error: GlmbotError, quota_command: str = "") -> str:
     return "Something went wrong on my side. Please try again."
 
 
+def operator_message(error: GlmbotError) -> str | None:
+    """What the person running the bot (the console) sees for ``error``: its cause and the setting to
+    fix, where a Slack user would be told to ask an admin; None where ``user_message`` says it already."""
+    if isinstance(error, ModelRejected):
+        if error.status in (401, 403):
+            return (
+                f"The model endpoint refused the key ({error}). Check GLM_API_KEY and GLM_BASE_URL: {_CHECK}."
+            )
+        return (
+            f"The model endpoint refused the request ({error}). Check GLM_MODEL and GLM_BASE_URL: {_CHECK}."
+        )
+    if isinstance(error, ModelUnavailable):
+        return f"The model endpoint is not answering ({error}). Check GLM_BASE_URL and the network: {_CHECK}."
+    if isinstance(error, StoreUnavailable):
+        return f"Redis is not answering ({error}). Check REDIS_URL and that Redis runs: {_CHECK}."
+    return None
+
+
+_CHECK = "`glmbot check` tests each setting"
+
+
 def with_notices(text: str, notices: Sequence[Notice], dress: Callable[[Notice], str]) -> str:
     """An answer with its notices under it, each dressed by the front end, separated by blank lines."""
     lines = [dress(notice) for notice in notices]

@@ -31,7 +31,6 @@ import structlog
 from bot.core.domain import Notice
 from bot.core.errors import DeliveryFailed
 from bot.core.messages import with_notices
-from bot.metrics import Metrics
 from handlers.errors import SlackRefused
 from handlers.reply.buttons import ReplyButtons
 from handlers.reply.defuse import defuse_markdown
@@ -59,7 +58,6 @@ class SlackNativeStreamer:
         self,
         poster: SlackStreamPoster,
         pacer: EditPacer,
-        metrics: Metrics,
         recipient: str | None,
         fallback: Fallback,
         on_posted: OnPosted | None = None,
@@ -68,7 +66,6 @@ class SlackNativeStreamer:
     ) -> None:
         self._poster = poster
         self._pacer = pacer
-        self._metrics = metrics
         self._recipient = recipient
         self._fallback = fallback
         self._on_posted = on_posted
@@ -124,7 +121,6 @@ class SlackNativeStreamer:
             return await self._deliver(self._latest)
         except DeliveryFailed as failed:
             log.error("reply_undeliverable", detail=str(failed), mode="native")
-            self._metrics.replies.labels("undeliverable").inc()
             return False
 
     async def fail(self, message: str) -> None:

@@ -29,7 +29,6 @@ import structlog
 
 from bot.core.domain import Notice
 from bot.core.errors import DeliveryFailed
-from bot.metrics import Metrics
 from handlers.errors import SlackRefused
 from handlers.reply.buttons import ReplyButtons
 from handlers.reply.limits import SlackLimits
@@ -58,7 +57,6 @@ def reply_sink(
     pacing: StreamPacing,
     poster: SlackStreamPoster,
     limits: SlackLimits,
-    metrics: Metrics,
     recorded: Sequence[str] = (),
     on_posted: OnPosted | None = None,
     asker: str | None = None,
@@ -69,11 +67,11 @@ def reply_sink(
 
     def edits(messages: Sequence[str]) -> SlackReplyStreamer:
         pacer = EditPacer(pacing.interval)
-        return SlackReplyStreamer(poster, pacer, metrics, messages, on_posted, buttons=buttons)
+        return SlackReplyStreamer(poster, pacer, messages, on_posted, buttons=buttons)
 
     def native() -> SlackNativeStreamer:
         pacer = EditPacer(pacing.interval)
-        return SlackNativeStreamer(poster, pacer, metrics, asker, edits, on_posted, buttons=buttons)
+        return SlackNativeStreamer(poster, pacer, asker, edits, on_posted, buttons=buttons)
 
     can_stream = asker is not None or poster.channel.startswith("D")  # a DM needs no recipient
     return ChosenSink(pacing.mode, poster, limits, recorded, edits, native if can_stream else None)

@@ -13,8 +13,8 @@ edit mode. One coroutine per reply owns the interim edits, so they go out in ord
 newest text; ``finish`` waits for it, then makes the final calls itself. A long answer continues in
 further messages in the thread, cut by the length Slack receives (``parts``). A final edit Slack refuses
 for good is delivered as new messages instead (smaller, when the text was too long); a channel that
-refuses posts ends the reply as undeliverable (logged and counted). ``finish`` says whether the user
-saw the answer.
+refuses posts ends the reply as undeliverable (logged; the conversation counts it). ``finish`` says
+whether the user saw the answer.
 
 Buttons (``buttons``): every message shown while the answer streams (the placeholder, interim edits,
 a continuation posted mid-stream) ends with the Stop button; the final edit never has it, and the last
@@ -32,7 +32,6 @@ import structlog
 from bot.core.domain import Notice
 from bot.core.errors import DeliveryFailed
 from bot.core.messages import with_notices
-from bot.metrics import Metrics
 from handlers.errors import SlackRefused
 from handlers.reply.buttons import ReplyButtons
 from handlers.reply.pacing import EditPacer
@@ -68,7 +67,6 @@ class SlackReplyStreamer:
         self,
         poster: SlackPoster,
         pacer: EditPacer,
-        metrics: Metrics,
         recorded: Sequence[str] = (),
         on_posted: OnPosted | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -76,7 +74,6 @@ class SlackReplyStreamer:
     ) -> None:
         self._poster = poster
         self._pacer = pacer
-        self._metrics = metrics
         self._clock = clock
         self._on_posted = on_posted
         self._messages = list(recorded)  # this reply's messages, oldest first
@@ -124,7 +121,6 @@ class SlackReplyStreamer:
             await self._deliver(self._latest)
         except DeliveryFailed as failed:
             log.error("reply_undeliverable", detail=str(failed), mode=self.mode)
-            self._metrics.replies.labels("undeliverable").inc()
             return False
         return True
 

@@ -57,7 +57,7 @@ class Reply:
             client, self.team, channel, "1.0", self.limits, metrics, failure_backoff=0.01
         )
         self.sink: ChosenSink = reply_sink(
-            StreamPacing(mode, interval), poster, self.limits, metrics, recorded, self._posted, asker
+            StreamPacing(mode, interval), poster, self.limits, recorded, self._posted, asker
         )
 
     async def _posted(self, timestamps: list[str]) -> None:

@@ -60,7 +60,7 @@ def _streamer(
     poster = SlackPoster(
         client, team, "C1", "1.0", limits, metrics, sleep=sleep or asyncio.sleep, failure_backoff=0.01
     )
-    return SlackReplyStreamer(poster, EditPacer(interval), metrics, recorded)
+    return SlackReplyStreamer(poster, EditPacer(interval), recorded)
 
 
 async def _show_parts(streamer: SlackReplyStreamer, slack: FakeSlack, count: int) -> None:
@@ -187,7 +187,7 @@ async def test_spent_edit_budget_posts_the_answer_whole(fake_slack: FakeSlack, s
     assert await limits.update_slot("T-busy", max_wait=0) is not None  # the one slot of the burst
     client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url)
     poster = SlackPoster(client, "T-busy", "C1", "1.0", limits, Metrics())
-    streamer = SlackReplyStreamer(poster, EditPacer(0.05), Metrics())
+    streamer = SlackReplyStreamer(poster, EditPacer(0.05))
     await streamer.start()
     streamer.show("partial")
     await asyncio.sleep(0.1)
@@ -257,14 +257,15 @@ async def test_final_edit_too_long_is_split_smaller(
 
 @pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "is_archived"])
 async def test_undeliverable_final_is_reported(fake_slack: FakeSlack, store: redis.Redis, error: str) -> None:
-    """When Slack refuses the thread for good, finish says the answer was not delivered, and counts it."""
+    """When Slack refuses the thread for good, finish says the answer was not delivered; the conversation
+    counts the reply (as ``undelivered``), the sink does not count it a second time."""
     metrics = Metrics()
     streamer = _streamer(fake_slack, store, metrics=metrics)
     await streamer.start()
     fake_slack.error_next("chat.update", error=error)
     fake_slack.error_next("chat.postMessage", error=error)
     assert not await streamer.finish("the answer")
-    assert metrics.replies.labels("undeliverable")._value.get() == 1
+    assert metrics.replies.labels("undeliverable")._value.get() == 0
 
 
 async def test_answer_ending_at_a_cut_posts_no_empty_message(

@@ -258,3 +258,27 @@ async def test_quota_show_and_top_print_plain_text(redis_url: str, monkeypatch: 
     assert top.splitlines()[1] == f"1. {HUMAN_USER_ID}: {format_usd(spent)}"
     for out in outputs:
         assert not SLACK_MARKUP.search(out), out
+
+
+async def test_console_names_the_setting_when_the_key_is_refused(fake_model: FakeModel) -> None:
+    """A key the endpoint refuses (a Z.ai key at UnoRouter, say): the console's user runs the bot, so it
+    names the cause and the settings to fix, never the Slack user's "tell an admin"."""
+    env = _console_env(fake_model, GLM_API_KEY="sk-other-provider-key")
+    code, out, err = await _run(["console"], env, stdin=b"hello\n")
+    assert code == 0, err
+    assert (
+        "The model endpoint refused the key (model endpoint answered 401: Incorrect API key provided)" in out
+    )
+    assert "Check GLM_API_KEY and GLM_BASE_URL: `glmbot check` tests each setting." in out
+    assert "tell an admin" not in out
+    assert "sk-other-provider-key" not in out + err
+
+
+async def test_console_names_redis_when_it_is_down(fake_model: FakeModel) -> None:
+    """Redis gone after start: the console says Redis and REDIS_URL, not the Slack apology."""
+    env = _console_env(fake_model, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    code, out, err = await _run(["console"], env, stdin=b"hello\n")
+    assert code == 0, err
+    assert "Redis is not answering (" in out
+    assert "Check REDIS_URL and that Redis runs" in out
+    assert SLACK_APOLOGY not in out

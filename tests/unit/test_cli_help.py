@@ -31,3 +31,20 @@ def test_reply_time_buckets_reach_ten_minutes() -> None:
     text = metrics.render().decode()
     assert 'glmbot_reply_seconds_bucket{le="600.0"} 1.0' in text
     assert 'glmbot_reply_seconds_bucket{le="300.0"} 0.0' in text
+
+
+def test_check_help_names_the_lines_the_exit_status_and_the_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("FAIL", "warn", "exit status: 0", "SLACK_BOT_TOKEN", "METRICS_PORT", "--http", "--port"):
+        assert word in out
+
+
+def test_top_level_help_lists_check(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "check" in capsys.readouterr().out
