@@ -149,7 +149,9 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
                 await _connect_unless_stopped(socket, stop)
             main_port = port if http_mode or metrics_port is None else None  # None: not opened
             mode = "http" if http_mode else "socket"
-            log.info("serving", mode=mode, port=main_port, metrics_port=metrics_port)
+            log.info(
+                "serving", mode=mode, port=main_port, metrics_port=metrics_port, **_reach_hint(http_mode)
+            )
             await stop.wait()
         finally:
             log.info("stopping")
@@ -187,6 +189,17 @@ def _sites(
     if bolt is None:
         return [status]
     return [(build_web_app(core, bolt, health, acks, with_status=False), port, MAIN_PORT_SETTING), status]
+
+
+HTTP_HINT = (
+    "Slack must reach this port at https://YOUR-HOST/slack/events (an ingress, a load balancer or a "
+    "tunnel); on a laptop, Socket Mode needs no public URL: set SLACK_APP_TOKEN"
+)
+
+
+def _reach_hint(http_mode: bool) -> dict[str, str]:
+    """HTTP mode only works once Slack can reach it: say so where a first-time user looks."""
+    return {"events_path": EVENTS_PATH, "hint": HTTP_HINT} if http_mode else {}
 
 
 async def _connect_unless_stopped(socket: AsyncSocketModeHandler, stop: asyncio.Event) -> None:

@@ -57,3 +57,18 @@ async def stop_bot(process: asyncio.subprocess.Process, seconds: float = EXIT_SE
         _out, err = await process.communicate()
         raise AssertionError(f"the bot did not exit within {seconds}s of SIGTERM:\n{err.decode()}") from None
     return err.decode()
+
+
+async def run_glmbot(
+    args: list[str], env: dict[str, str], stdin: bytes = b"", seconds: float = 60.0
+) -> tuple[int, str, str]:
+    """``python -m bot ARGS`` run to its end with ``stdin`` piped in: exit status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "bot", *args],
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=seconds)
+    return process.returncode or 0, out.decode(), err.decode()

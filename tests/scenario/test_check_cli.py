@@ -4,36 +4,17 @@ traceback, no secret."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import sys
 
 import pytest
 
 from tests.fakes.bot_env import fake_backed_settings
-from tests.fakes.bot_process import free_port
+from tests.fakes.bot_process import free_port, run_glmbot
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack
-
-TIMEOUT_SECONDS = 60
-
-
-async def glmbot(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=TIMEOUT_SECONDS)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 def environment(slack: FakeSlack, model: FakeModel, redis_url: str, **extra: str) -> dict[str, str]:
@@ -50,7 +31,7 @@ def no_leaks(text: str) -> None:
 async def test_check_passes_on_a_good_deployment(
     fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
 ) -> None:
-    code, out, err = await glmbot(
+    code, out, err = await run_glmbot(
         ["check", "--port", str(free_port())], environment(fake_slack, fake_model, redis_url)
     )
     assert code == 0, out + err
@@ -72,7 +53,7 @@ async def test_check_lists_every_problem_with_a_fix(
         f"redis://nobody:s3cret-pass@127.0.0.1:{redis_server.port}/0",
         GLM_API_KEY="sk-wrong-key",
     )
-    code, out, err = await glmbot(["check", "--port", str(free_port())], env)
+    code, out, err = await run_glmbot(["check", "--port", str(free_port())], env)
     assert code == 1
     failed = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert [line.split(":")[0] for line in failed] == ["FAIL  slack scopes", "FAIL  model", "FAIL  redis"]
@@ -92,7 +73,7 @@ async def test_settings_problems_all_at_once() -> None:
         "SLACK_BOT_TOKEN": "xoxp-1234-user-token",
         "REDIS_URL": "http://:s3cret-pass@127.0.0.1:1",
     }
-    code, out, err = await glmbot(["check"], env)
+    code, out, err = await run_glmbot(["check"], env)
     assert code == 1
     assert out.splitlines() == [
         "FAIL  settings: invalid setting SLACK_BOT_TOKEN: must be a bot token (xoxb-…), got xoxp-… instead",
@@ -107,7 +88,7 @@ async def test_settings_problems_all_at_once() -> None:
     ]
     assert "1234-user-token" not in out + err
     assert "s3cret-pass" not in out + err
-    code, out, err = await glmbot(["serve"], env)
+    code, out, err = await run_glmbot(["serve"], env)
     assert code == 2
     assert len(err.splitlines()) == 6
     assert all(line.startswith("glmbot: ") for line in err.splitlines())
@@ -135,7 +116,7 @@ async def test_serve_refuses_to_start_with_one_line(
             holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             holder.bind(("0.0.0.0", port))
             holder.listen()
-        code, out, err = await glmbot(args, environment(fake_slack, fake_model, url, **extra))
+        code, out, err = await run_glmbot(args, environment(fake_slack, fake_model, url, **extra))
     assert code == 2, err
     expected = {
         "unreachable redis": "glmbot: redis: cannot reach redis://127.0.0.1:",

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.fakes.bot_env import fake_backed_settings
-from tests.fakes.bot_process import free_port, wait_healthy
+from tests.fakes.bot_process import free_port, run_glmbot, wait_healthy
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.signing import event_body, signed_headers
@@ -22,24 +22,9 @@ from tests.fakes.slack_api import FakeSlack
 from tests.scenario.harness import message
 
 
-async def _run(args: list[str], env: dict[str, str], stdin: bytes = b"") -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-    return process.returncode or 0, out.decode(), err.decode()
-
-
 async def test_version_is_printed_without_any_setting() -> None:
     """``glmbot --version`` prints the package's version and exits 0, whatever the environment lacks."""
-    code, out, err = await _run(["--version"], {**os.environ})
+    code, out, err = await run_glmbot(["--version"], {**os.environ})
     assert code == 0
     assert out.strip() == f"glmbot {metadata.version('glmbot')}"
     assert err == ""
@@ -48,7 +33,7 @@ async def test_version_is_printed_without_any_setting() -> None:
 async def test_missing_setting_is_one_clear_line() -> None:
     """serve without GLM_API_KEY stops with exit 2 and one line naming it, no traceback."""
     env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
-    code, _out, err = await _run(["serve", "--http"], env)
+    code, _out, err = await run_glmbot(["serve", "--http"], env)
     assert code == 2
     assert err.strip().count("\n") == 0
     assert "GLM_API_KEY" in err
@@ -58,7 +43,7 @@ async def test_missing_setting_is_one_clear_line() -> None:
 async def test_invalid_setting_is_one_clear_line() -> None:
     """A malformed value is named at start."""
     env = {**os.environ, "GLM_API_KEY": "k", "GLM_CONTEXT_TOKENS": "sixty"}
-    code, _out, err = await _run(["console"], env)
+    code, _out, err = await run_glmbot(["console"], env)
     assert code == 2
     assert "GLM_CONTEXT_TOKENS" in err
     assert "Traceback" not in err
@@ -73,7 +58,7 @@ async def test_console_streams_answers_from_a_pipe(fake_model: FakeModel) -> Non
         "GLM_BASE_URL": fake_model.base_url,
         "LOG_FORMAT": "json",
     }
-    code, out, err = await _run(["console"], env, stdin=b"hello\nmore\n/reset\nafter reset\n")
+    code, out, err = await run_glmbot(["console"], env, stdin=b"hello\nmore\n/reset\nafter reset\n")
     assert code == 0, err
     assert "First answer." in out
     assert "Second answer." in out
@@ -148,7 +133,9 @@ async def test_console_image_goes_through_the_image_pipeline(fake_model: FakeMod
     """`/image PATH question` sends a downscaled image part; a missing file is named, no model call."""
     Image.new("RGB", (2000, 1000), (200, 30, 30)).save("red.png")
     env = {**os.environ, "GLM_API_KEY": MODEL_API_KEY, "GLM_BASE_URL": fake_model.base_url}
-    code, out, err = await _run(["console"], env, stdin=b"/image red.png what colour?\n/image nope.png\n")
+    code, out, err = await run_glmbot(
+        ["console"], env, stdin=b"/image red.png what colour?\n/image nope.png\n"
+    )
     assert code == 0, err
     assert "I couldn't use nope.png: there is no such file." in out
     [request] = fake_model.requests
@@ -161,27 +148,27 @@ async def test_console_image_goes_through_the_image_pipeline(fake_model: FakeMod
 async def test_quota_from_the_shell(redis_url: str) -> None:
     """`glmbot quota show|set|default|reset|top` work against REDIS_URL."""
     env = {**os.environ, "REDIS_URL": redis_url}
-    code, out, err = await _run(["quota", "set", "<@U0HUMAN1>", "5"], env)
+    code, out, err = await run_glmbot(["quota", "set", "<@U0HUMAN1>", "5"], env)
     assert code == 0, err
     # A shell names users by their id, not with Slack's <@...> markup.
     assert "U0HUMAN1's limit is now $5.00 per month." in out
     assert "<@" not in out
-    code, out, _ = await _run(["quota", "show", "U0HUMAN1"], env)
+    code, out, _ = await run_glmbot(["quota", "show", "U0HUMAN1"], env)
     assert code == 0
     assert "$0.00 spent of $5.00 (a personal limit)" in out
     assert "Held by replies in progress: $0.00." in out
     assert out.startswith("U0HUMAN1's glmbot spend")
-    assert (await _run(["quota", "default", "2.5"], env))[1].strip().endswith("$2.50 per period.")
-    assert "Nobody has spent" in (await _run(["quota", "top"], env))[1]
-    assert "reset to $0.00" in (await _run(["quota", "reset", "U0HUMAN1"], env))[1]
+    assert (await run_glmbot(["quota", "default", "2.5"], env))[1].strip().endswith("$2.50 per period.")
+    assert "Nobody has spent" in (await run_glmbot(["quota", "top"], env))[1]
+    assert "reset to $0.00" in (await run_glmbot(["quota", "reset", "U0HUMAN1"], env))[1]
 
 
 async def test_quota_set_default_from_the_shell_removes_the_limit_and_logs_it(redis_url: str) -> None:
     """`glmbot quota set USER_ID default` removes a personal limit; each change is one JSON log line
     naming the actor, the action, the old and the new value."""
     env = {**os.environ, "REDIS_URL": redis_url, "LOG_FORMAT": "json"}
-    assert (await _run(["quota", "set", "U0123ABCD", "5"], env))[0] == 0
-    code, out, err = await _run(["quota", "set", "U0123ABCD", "default"], env)
+    assert (await run_glmbot(["quota", "set", "U0123ABCD", "5"], env))[0] == 0
+    code, out, err = await run_glmbot(["quota", "set", "U0123ABCD", "default"], env)
     assert code == 0, err
     assert (
         out.strip()
@@ -191,12 +178,12 @@ async def test_quota_set_default_from_the_shell_removes_the_limit_and_logs_it(re
     assert [
         {k: entry.get(k) for k in ("actor", "action", "user", "old_usd", "new_usd")} for entry in changes
     ] == [{"actor": "shell", "action": "remove_limit", "user": "U0123ABCD", "old_usd": "5", "new_usd": None}]
-    code, out, _ = await _run(["quota", "set", "<@U0123ABCD>", "default"], env)
+    code, out, _ = await run_glmbot(["quota", "set", "<@U0123ABCD>", "default"], env)
     assert (code, out.strip()) == (
         0,
         "U0123ABCD has no personal limit: the default ($1.00 per month) applies.",
     )
-    code, out, _ = await _run(["quota", "show", "U0123ABCD"], env)
+    code, out, _ = await run_glmbot(["quota", "show", "U0123ABCD"], env)
     assert "$0.00 spent of $1.00 (the default)" in out
 
 
@@ -213,7 +200,7 @@ async def test_quota_set_default_from_the_shell_removes_the_limit_and_logs_it(re
 )
 async def test_quota_bad_arguments_print_usage(redis_url: str, args: list[str]) -> None:
     """Bad quota arguments: a usage line, a non-zero exit, no traceback."""
-    code, _out, err = await _run(args, {**os.environ, "REDIS_URL": redis_url})
+    code, _out, err = await run_glmbot(args, {**os.environ, "REDIS_URL": redis_url})
     assert code == 2
     assert "usage: glmbot quota" in err
     assert "Traceback" not in err
@@ -221,7 +208,7 @@ async def test_quota_bad_arguments_print_usage(redis_url: str, args: list[str]) 
 
 async def test_quota_needs_redis_url() -> None:
     """Without REDIS_URL the shell cannot see the bot's store, and says so."""
-    code, _out, err = await _run(["quota", "top"], dict(os.environ))
+    code, _out, err = await run_glmbot(["quota", "top"], dict(os.environ))
     assert code == 2
     assert "REDIS_URL" in err
 
@@ -235,7 +222,7 @@ async def test_refused_bot_token_stops_serve_with_one_line(
         **fake_backed_settings(fake_slack, fake_model, redis_url),
         "SLACK_BOT_TOKEN": "xoxb-revoked",
     }
-    code, _out, err = await _run(["serve", "--http", "--port", str(free_port())], env)
+    code, _out, err = await run_glmbot(["serve", "--http", "--port", str(free_port())], env)
     assert code == 2
     assert "SLACK_BOT_TOKEN" in err
     assert "invalid_auth" in err

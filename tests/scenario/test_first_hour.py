@@ -18,7 +18,7 @@ from bot.billing.money import format_usd
 from bot.billing.pricing import cost_pico, price_for
 from bot.settings import load_settings
 from bot.store.connection import open_store
-from tests.fakes.bot_process import free_port
+from tests.fakes.bot_process import free_port, run_glmbot
 from tests.fakes.constants import HUMAN_USER_ID, MODEL_API_KEY
 from tests.fakes.model_api import FakeModel, Reply
 
@@ -27,18 +27,6 @@ EXIT_SECONDS = 10.0
 # What a shell must never print: Slack's mention markup, *bold* mrkdwn, :emoji: codes, the Slack apology.
 SLACK_MARKUP = re.compile(r"<@|<!|\*[^*\s][^*]*\*|:[a-z0-9_+-]+:")
 SLACK_APOLOGY = "temporarily unavailable"
-
-
-async def _run(args: list[str], env: dict[str, str], stdin: bytes = b"") -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "bot", *args],
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 def _console_env(model: FakeModel, **extra: str) -> dict[str, str]:
@@ -58,7 +46,7 @@ async def test_unknown_model_with_both_price_overrides_starts_and_answers(fake_m
     """GLM_MODEL outside the table plus both overrides: the console starts, sends that model name, answers."""
     fake_model.script(Reply(text="Priced by the operator."))
     env = _console_env(fake_model, GLM_MODEL="some-unknown-model", **OVERRIDES)
-    code, out, err = await _run(["console"], env, stdin=b"hello\n")
+    code, out, err = await run_glmbot(["console"], env, stdin=b"hello\n")
     assert code == 0, err
     assert "Priced by the operator." in out
     assert [call.body["model"] for call in fake_model.requests] == ["some-unknown-model"]
@@ -75,7 +63,7 @@ async def test_unknown_model_without_both_overrides_stops_with_one_line(
     """Without both overrides: exit 2 and one stderr line naming GLM_MODEL and both override settings,
     no traceback, no model call (a free ride past every quota is refused at start)."""
     env = _console_env(fake_model, GLM_MODEL="some-unknown-model", **given)
-    code, out, err = await _run(["console"], env, stdin=b"hello\n")
+    code, out, err = await run_glmbot(["console"], env, stdin=b"hello\n")
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     for name in ("GLM_MODEL", "GLM_INPUT_USD_PER_MTOK", "GLM_OUTPUT_USD_PER_MTOK", "some-unknown-model"):
@@ -88,7 +76,7 @@ async def test_unknown_model_without_both_overrides_stops_with_one_line(
 async def test_openrouter_model_name_needs_no_override(fake_model: FakeModel) -> None:
     """OpenRouter's name for glm-4.5v (z-ai/glm-4.5v) is in the table: it starts with no override."""
     env = _console_env(fake_model, GLM_MODEL="z-ai/glm-4.5v")
-    code, _out, err = await _run(["console"], env, stdin=b"hello\n")
+    code, _out, err = await run_glmbot(["console"], env, stdin=b"hello\n")
     assert code == 0, err
     assert [call.body["model"] for call in fake_model.requests] == ["z-ai/glm-4.5v"]
 
@@ -217,7 +205,7 @@ async def test_quota_with_redis_down_names_the_cause_and_the_fix() -> None:
     """Redis not listening: exit 1 and one stderr line naming REDIS_URL (its password hidden) and the
     cause, never the Slack user's apology, never a traceback."""
     url = f"redis://admin:s3cret-pw@127.0.0.1:{free_port()}/0"
-    code, out, err = await _run(["quota", "show", "U0123ABCD"], {**os.environ, "REDIS_URL": url})
+    code, out, err = await run_glmbot(["quota", "show", "U0123ABCD"], {**os.environ, "REDIS_URL": url})
     assert code == 1
     assert out == ""
     [line] = err.strip().splitlines()
@@ -250,7 +238,7 @@ async def test_quota_show_and_top_print_plain_text(redis_url: str, monkeypatch: 
         ["set", HUMAN_USER_ID, "5"],
         ["reset", HUMAN_USER_ID],
     ):
-        code, out, err = await _run(["quota", *args], env)
+        code, out, err = await run_glmbot(["quota", *args], env)
         assert code == 0, err
         outputs.append(out)
     show, top = outputs[0], outputs[1]
@@ -264,7 +252,7 @@ async def test_console_names_the_setting_when_the_key_is_refused(fake_model: Fak
     """A key the endpoint refuses (a Z.ai key at UnoRouter, say): the console's user runs the bot, so it
     names the cause and the settings to fix, never the Slack user's "tell an admin"."""
     env = _console_env(fake_model, GLM_API_KEY="sk-other-provider-key")
-    code, out, err = await _run(["console"], env, stdin=b"hello\n")
+    code, out, err = await run_glmbot(["console"], env, stdin=b"hello\n")
     assert code == 0, err
     assert (
         "The model endpoint refused the key (model endpoint answered 401: Incorrect API key provided)" in out
@@ -277,7 +265,7 @@ async def test_console_names_the_setting_when_the_key_is_refused(fake_model: Fak
 async def test_console_names_redis_when_it_is_down(fake_model: FakeModel) -> None:
     """Redis gone after start: the console says Redis and REDIS_URL, not the Slack apology."""
     env = _console_env(fake_model, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
-    code, out, err = await _run(["console"], env, stdin=b"hello\n")
+    code, out, err = await run_glmbot(["console"], env, stdin=b"hello\n")
     assert code == 0, err
     assert "Redis is not answering (" in out
     assert "Check REDIS_URL and that Redis runs" in out

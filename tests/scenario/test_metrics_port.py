@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.fakes.bot_env import fake_backed_settings
-from tests.fakes.bot_process import free_port, start_bot, stop_bot, wait_healthy
+from tests.fakes.bot_process import free_port, run_glmbot, start_bot, stop_bot, wait_healthy
 from tests.fakes.constants import SIGNING_SECRET, TEAM_ID
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.signing import event_body, signed_headers
@@ -39,17 +38,8 @@ def taken_port() -> Iterator[int]:
 
 async def run_to_exit(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run ``python -m bot ARGS`` to its end; its exit status and standard error."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _out, err = await asyncio.wait_for(process.communicate(), timeout=RUN_SECONDS)
-    return process.returncode or 0, err.decode()
+    code, _out, err = await run_glmbot(args, env, seconds=RUN_SECONDS)
+    return code, err
 
 
 def quiet_env(fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str, **extra: str) -> dict[str, str]:

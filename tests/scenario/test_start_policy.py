@@ -89,6 +89,10 @@ async def test_starts_on_noeviction(fake_slack: FakeSlack, fake_model: FakeModel
     assert config["GLM_API_KEY"] == "set"
     for secret in (BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET):
         assert secret not in err
+    # HTTP mode says what Slack needs to reach it, and that a laptop wants Socket Mode.
+    (serving,) = [log for log in logs if log["event"] == "serving"]
+    assert serving["events_path"] == "/slack/events"
+    assert "set SLACK_APP_TOKEN" in serving["hint"]
 
 
 async def test_images_live_in_the_cache_redis_and_money_in_the_main_one(
