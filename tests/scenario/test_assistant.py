@@ -11,6 +11,7 @@ import yaml
 from bot.settings import DEFAULT_ASSISTANT_PROMPTS, SettingsError, load_settings
 from handlers.assistant import GREETING
 from handlers.assistant_replies import STATUS, title_of
+from handlers.reply.buttons import FEEDBACK_ACTIONS, STOP_ACTION
 from handlers.reply.streamer import PLACEHOLDER, TYPING_CURSOR
 from tests.fakes.constants import TEAM_ID
 from tests.fakes.model_api import FakeModel, Reply
@@ -213,3 +214,16 @@ def test_manifests_enable_the_panel(name: str) -> None:
     assert {"assistant:write", "channels:read", "groups:read"} <= scopes
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     assert {"assistant_thread_started", "assistant_thread_context_changed", "message.im"} <= events
+
+
+@pytest.mark.parametrize("name", ["slack-manifest.yaml", "slack-manifest.socket.yaml"])
+def test_manifests_enable_interactivity_because_the_buttons_use_it(name: str) -> None:
+    """Interactivity is on only because something uses it: the Stop and feedback buttons' actions (HTTP
+    mode receives them at the events URL)."""
+    assert STOP_ACTION
+    assert FEEDBACK_ACTIONS
+    manifest = yaml.safe_load((ROOT / "deploy" / name).read_text())
+    interactivity = manifest["settings"]["interactivity"]
+    assert interactivity["is_enabled"] is True
+    if name == "slack-manifest.yaml":
+        assert interactivity["request_url"] == manifest["settings"]["event_subscriptions"]["request_url"]
