@@ -24,7 +24,7 @@ from bot.billing.ledger import QuotaLedger
 from bot.billing.money import usd_to_pico
 from bot.billing.settlement import QuotaBilling
 from bot.check.report import passed, summary
-from bot.check.runner import full_check, startup_problems
+from bot.check.runner import NotReady, full_check, startup_problems
 from bot.console.app import run_console
 from bot.core.conversation import ConversationConfig, ConversationService
 from bot.core.errors import StoreUnavailable
@@ -185,7 +185,8 @@ async def serve(settings: Settings, http_mode: bool, port: int) -> None:
     """``glmbot serve``: the Slack front end, until SIGINT or SIGTERM.
 
     Raises SettingsError with one line per problem that would stop it from working (``glmbot check``'s
-    fatal kinds: a refused token, an unreachable or unsafe Redis, a port in use) before it starts.
+    fatal kinds: a refused token, an unsafe Redis, a port in use) before it starts, or NotReady when the
+    only problem is a Redis that does not answer (yet).
     """
     from handlers.checkup import check_slack  # the Slack side is only loaded when serving
     from handlers.commands import QUOTA_COMMAND
@@ -197,6 +198,8 @@ async def serve(settings: Settings, http_mode: bool, port: int) -> None:
         port=port,
         slack=lambda: check_slack(settings, socket_mode=not http_mode),
     )
+    if problems and all(line.outage for line in problems):
+        raise NotReady([line.problem() for line in problems])
     if problems:
         raise SettingsError([line.problem() for line in problems])
     log.info("config", mode="http" if http_mode else "socket", port=port, **settings.public_view())

@@ -21,6 +21,7 @@ from bot.billing.commands import (
     parse_user,
 )
 from bot.check.report import fail
+from bot.check.runner import NotReady
 from bot.core.errors import StoreMayEvict
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
@@ -158,6 +159,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     except StoreMayEvict as exc:
         print(f"glmbot: {exc}", file=sys.stderr)
         return 2
+    except NotReady as exc:
+        for problem in exc.problems:
+            print(f"glmbot: {problem}", file=sys.stderr)
+        return 1  # worth retrying as it is (SettingsError's 2 is not)
     return 0
 
 

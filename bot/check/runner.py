@@ -13,7 +13,7 @@ import httpx
 
 from bot.check.model import check_model, price_line
 from bot.check.ports import check_port
-from bot.check.report import CheckLine, Status, ok, warn
+from bot.check.report import CheckLine, Status, fail, ok, warn
 from bot.check.store import check_store
 from bot.file_hosts import entry_host
 from bot.model.client import ModelConfig
@@ -48,12 +48,25 @@ async def startup_problems(
 ) -> list[CheckLine]:
     """What stops ``serve`` at start: a token Slack refuses, a Redis that is unreachable, refuses the
     password or may evict money, a port in use. Slack being unreachable is not among them (the bot waits
-    for it); the model is not probed at start (it would cost a request per start, and may recover)."""
+    for it); the model is not probed at start (it would cost a request per start, and may recover).
+    Lines marked ``outage`` (Redis unreachable) may pass by themselves: see ``NotReady``."""
     slack_lines, store_lines = await asyncio.gather(
         slack(), check_store(settings.redis_url, settings.redis_cache_url)
     )
-    lines = [*slack_lines, *store_lines, *port_lines(settings, port, http_mode)]
-    return [line for line in lines if line.status is Status.FAIL and not line.outage]
+    slack_problems = [line for line in slack_lines if not line.outage]
+    lines = [*slack_problems, *store_lines, *port_lines(settings, port, http_mode)]
+    return [line for line in lines if line.status is Status.FAIL]
+
+
+class NotReady(Exception):
+    """``serve`` cannot start yet, only because a service it needs is unreachable (Redis down or not up
+    yet); ``problems`` holds one line each. Unlike a SettingsError (exit 2: fix the configuration),
+    ``glmbot`` exits 1 for it, so a supervisor that does not restart on 2 (systemd's
+    RestartPreventExitStatus) still tries again."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 def settings_line(settings: Settings, http_mode: bool, port: int) -> CheckLine:
@@ -84,6 +97,9 @@ def port_lines(settings: Settings, port: int, http_mode: bool) -> list[CheckLine
     lines = []
     if http_mode or settings.metrics_port is None:
         lines.append(check_port(port, "PORT or --port"))
-    if settings.metrics_port is not None:
+    if settings.metrics_port == port:
+        fix = "choose another port, or unset METRICS_PORT to serve /metrics and /healthz on the main port"
+        lines.append(fail(f"port {port}", "METRICS_PORT is the main port too (PORT / --port)", fix))
+    elif settings.metrics_port is not None:
         lines.append(check_port(settings.metrics_port, "METRICS_PORT"))
     return lines

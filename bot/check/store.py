@@ -53,7 +53,7 @@ async def _probe(url: str, name: str, *, main: bool) -> list[CheckLine]:
     except StoreUnavailable as exc:
         return [_unreachable(exc, name, shown)]
     except TimeoutError:
-        return [fail(name, f"{shown} did not answer within {PROBE_SECONDS:.0f} s", _REACH_FIX)]
+        return [fail(name, f"{shown} did not answer within {PROBE_SECONDS:.0f} s", _REACH_FIX, outage=True)]
     finally:
         await client.aclose()
 
@@ -72,7 +72,8 @@ def _unreachable(exc: StoreUnavailable, name: str, shown: str) -> CheckLine:
             f"{shown} refused the credentials ({cause})",
             "put the right user and password in the URL: redis://USER:PASSWORD@HOST:PORT/DB",
         )
-    return fail(name, f"cannot reach {shown} ({cause or exc})", _REACH_FIX)
+    # Down, or not up yet, or a typo in the host: the same to us; serve exits 1 so a supervisor retries.
+    return fail(name, f"cannot reach {shown} ({cause or exc})", _REACH_FIX, outage=True)
 
 
 async def _inspect(client: redis.Redis, name: str, shown: str, *, main: bool) -> list[CheckLine]:

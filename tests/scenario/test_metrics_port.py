@@ -134,8 +134,8 @@ async def test_metrics_port_equal_to_the_main_port_is_a_settings_error(
     code, err = await run_to_exit(["serve", "--http"], env)
     assert code == 2
     assert err.strip().splitlines() == [
-        f"glmbot: invalid setting METRICS_PORT: {port} is the main port too (PORT / --port); choose another "
-        "port, or unset METRICS_PORT to serve /metrics and /healthz on the main port"
+        f"glmbot: port {port}: METRICS_PORT is the main port too (PORT / --port) -> choose another port, "
+        "or unset METRICS_PORT to serve /metrics and /healthz on the main port"
     ]
 
 
