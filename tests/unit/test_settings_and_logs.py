@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import structlog
@@ -20,7 +21,7 @@ from bot.core.errors import (
 )
 from bot.core.messages import user_message
 from bot.logs import REDACTED, SecretRedactor, configure_logging
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,3 +157,17 @@ def test_user_messages_are_short_and_clean(error: GlmbotError) -> None:
     text = user_message(error)
     assert 10 < len(text) < 200
     assert str(error) not in text
+
+
+def test_every_setting_is_in_the_readme_and_every_contract_setting_exists() -> None:
+    """The README's Settings table names every variable the bot reads, and the bot reads every variable
+    the contract's table names (so neither can drift from the code)."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    table = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    names = {field.upper() for field in Settings.model_fields}
+    assert sorted(name for name in names if f"`{name}`" not in table) == []
+    contract = root.parent / "shared" / "contract.md"
+    if contract.is_file():  # outside the repository: present on the development machine
+        rows = [line for line in contract.read_text().splitlines() if line.startswith("| `")]
+        assert sorted(row.split("`")[1] for row in rows if row.split("`")[1] not in names) == []
