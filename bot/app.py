@@ -18,13 +18,14 @@ import httpx
 import redis.asyncio as redis
 import structlog
 
-from bot.billing.admin import QuotaAdmin, store_problem
+from bot.billing.admin import QuotaAdmin
 from bot.billing.commands import QuotaCommand
 from bot.billing.ledger import QuotaLedger
 from bot.billing.money import usd_to_pico
 from bot.billing.settlement import QuotaBilling
 from bot.check.report import passed, summary
-from bot.check.runner import NotReady, full_check, startup_problems
+from bot.check.runner import blocking, full_check, log_warnings, refuse_start, start_checks, store_problems
+from bot.check.store_failures import store_failure
 from bot.console.app import run_console
 from bot.core.conversation import ConversationConfig, ConversationService
 from bot.core.errors import StoreUnavailable
@@ -34,7 +35,7 @@ from bot.images.local import LocalFileFetcher
 from bot.images.pipeline import ImagePipeline
 from bot.metrics import Metrics
 from bot.model.client import ModelClient, ModelConfig, thinking_style_for
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings
 from bot.store.connection import open_store, preload_scripts, warm_pool
 from bot.store.history import HistoryStore
 from bot.store.policy import require_noeviction
@@ -192,16 +193,14 @@ async def serve(settings: Settings, http_mode: bool, port: int) -> None:
     from handlers.commands import QUOTA_COMMAND
     from handlers.server import serve as serve_slack
 
-    problems = await startup_problems(
+    lines = await start_checks(
         settings,
         http_mode=http_mode,
         port=port,
         slack=lambda: check_slack(settings, socket_mode=not http_mode),
     )
-    if problems and all(line.outage for line in problems):
-        raise NotReady([line.problem() for line in problems])
-    if problems:
-        raise SettingsError([line.problem() for line in problems])
+    refuse_start(blocking(lines))
+    log_warnings(lines)
     log.info("config", mode="http" if http_mode else "socket", port=port, **settings.public_view())
     async with open_core(settings, QUOTA_COMMAND) as core:
         # Everything loaded at start lives as long as the process: freeze it out of the garbage
@@ -231,7 +230,11 @@ async def check(settings: Settings, http_mode: bool, port: int) -> int:
 
 
 async def console(settings: Settings) -> None:
-    """``glmbot console``: the terminal front end, until ``/quit`` or end of input."""
+    """``glmbot console``: the terminal front end, until ``/quit`` or end of input.
+
+    Raises SettingsError or NotReady (``bot.check.runner``) when REDIS_URL is set and that Redis cannot
+    be used (unreachable, refused password, old, may evict), before anything else is opened."""
+    refuse_start(await store_problems(settings))  # a REDIS_URL it cannot use: say so now, not per question
     # No quota tool to name (a console user is alone), and that user is the operator.
     async with open_core(settings, operator=True) as core:
         files = LocalFileFetcher(max_bytes=settings.image_max_download_bytes)
@@ -245,7 +248,7 @@ async def quota(settings: Settings, command: QuotaCommand, caller: str) -> int:
         print(await QuotaAdmin(quota_ledger(settings, store)).run(command, caller))
     except StoreUnavailable as exc:
         # The operator gets the cause and the fix, not the apology a Slack user would see.
-        print(f"glmbot: {store_problem(settings.redis_url or '', exc)}", file=sys.stderr)
+        print(f"glmbot: {store_failure(exc, settings.redis_url or '').problem()}", file=sys.stderr)
         return 1
     finally:
         await store.aclose()

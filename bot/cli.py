@@ -51,6 +51,7 @@ CONSOLE_HELP = """in the session:
   /image PATH [question]  send an image (with a question)
   /reset                  forget the conversation
   /quit                   leave (so does end of input, or Ctrl-D)
+  Ctrl-C                  stop the answer that is streaming; at the prompt, leave (exit status 130)
 
 settings: GLM_API_KEY (required), GLM_BASE_URL, GLM_MODEL; REDIS_URL to share quotas and history"""
 
@@ -80,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         "check",
         help="verify settings, Slack tokens and scopes, the model endpoint, Redis and ports",
         description="Check everything `glmbot serve` needs and print one line per check, with a fix for "
-        "each problem. Exit status 0 only when serve would work. Costs one 1-token model request.",
+        "each problem. Exit status 0 only when serve would work. Costs one model request of at most 8 "
+        "output tokens.",
         epilog=CHECK_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -93,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog=CONSOLE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_quota(commands)
+    return parser
+
+
+def _add_quota(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``glmbot quota show|set|default|reset|top``."""
     quota = commands.add_parser(
         "quota",
         help="view and change spend quotas (needs REDIS_URL)",
@@ -106,27 +114,13 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("default", help="set the workspace default limit in USD").add_argument("usd")
     actions.add_parser("reset", help="zero a user's spend for this period").add_argument("user")
     actions.add_parser("top", help="this period's top spenders")
-    return parser
-
-
-INTERRUPTED_STATUS = 130  # 128 + SIGINT: how shells report a program stopped by Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (130 after Ctrl-C, without a traceback)."""
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        # Ctrl-C while starting (connecting to Redis, probing the model) or while a command runs; serve
-        # handles SIGINT itself as a graceful stop.
-        print(file=sys.stderr)
-        return INTERRUPTED_STATUS
-
-
-def _main(argv: list[str] | None) -> int:
+    """Run the command line; returns the exit code (Ctrl-C: ``bot.launch``)."""
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(_required(args))
+        settings = load_settings(_required(args), slack=args.command in ("serve", "check"))
         command = _quota_command(args) if args.command == "quota" else None
     except SettingsError as exc:
         if args.command == "check":
@@ -136,7 +130,7 @@ def _main(argv: list[str] | None) -> int:
     except UsageError as exc:
         print(f"glmbot: {exc.reason}\n{QUOTA_USAGE}" if exc.reason else QUOTA_USAGE, file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    configure_logging(_log_level(args, settings), settings.log_format, settings.secrets())
     if command is not None:
         return asyncio.run(app.quota(settings, command, SHELL_CALLER))
     return _run(args, settings)
@@ -173,6 +167,15 @@ def _settings_failed(exc: SettingsError) -> int:
         print(fail("settings", problem, "").render())
     print("the other checks need valid settings: fix these first")
     return 1
+
+
+def _log_level(args: argparse.Namespace, settings: Settings) -> str:
+    """LOG_LEVEL, except that ``console`` and ``check`` talk to a person in this terminal: their log lines
+    would land between the answers (or the checklist's lines), so only warnings and errors show unless
+    LOG_LEVEL is set explicitly."""
+    if args.command in ("console", "check") and not is_set("LOG_LEVEL"):
+        return "WARNING"
+    return settings.log_level
 
 
 def _print_problems(exc: SettingsError) -> None:

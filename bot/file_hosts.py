@@ -13,6 +13,9 @@ downloader (``handlers/files.py``) checks each URL against them with ``token_all
     the clear with every API call;
   - the entries of ``SLACK_FILE_HOSTS_PLAIN_HTTP`` (``host``: any port; ``host:port``: that port).
 
+  Not even a loopback host gets it over http otherwise: the rule is the same for every host, so what is
+  tested on a laptop is what runs in production.
+
   Slack serves files from ``https://files.slack.com`` only
   (https://docs.slack.dev/reference/objects/file-object), so naming it in ``SLACK_FILE_HOSTS`` never
   lets the token go to ``http://files.slack.com``.
@@ -24,9 +27,17 @@ Plain-http entries are kept as text: ``host``, or ``host:port`` with an IPv6 hos
 from __future__ import annotations
 
 from collections.abc import Collection
+from ipaddress import ip_address
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_FILE_HOST", "api_plain_http_entry", "entry_host", "host_entry", "token_allowed"]
+__all__ = [
+    "DEFAULT_FILE_HOST",
+    "api_plain_http_entry",
+    "entry_host",
+    "host_entry",
+    "is_loopback",
+    "token_allowed",
+]
 
 DEFAULT_FILE_HOST = "files.slack.com"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -79,6 +90,17 @@ def token_allowed(
         return False
     bare = _entry(host, None)
     return bare in plain_http or _entry(host, port or _DEFAULT_PORTS["http"]) in plain_http
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, an address in 127.0.0.0/8, or ``::1`` (``glmbot check`` does not warn about plain
+    http to these: the token does not leave the machine)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _entry(host: str, port: int | None) -> str:

@@ -35,63 +35,51 @@ class Metrics:
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         # One count per reply, when it ends (bot.core.report): ok, stopped, an error's name, ...
-        self.replies = Counter("glmbot_replies", "Replies by outcome", ["outcome"], registry=self.registry)
-        self.tokens = Counter(
-            "glmbot_model_tokens", "Tokens reported by the model", ["kind"], registry=self.registry
-        )
+        self.replies = self._counter("glmbot_replies", "Replies by outcome", "outcome")
+        self.tokens = self._counter("glmbot_model_tokens", "Tokens reported by the model", "kind")
         # bot.model.client: every ModelError a model call ended with (bot.core.generation adds the
         # content filter's "declined" and "empty_answer"), and every retry of a failed attempt.
-        self.model_errors = Counter(
+        self.model_errors = self._counter(
             "glmbot_model_errors",
             "Model calls that failed, by kind (unavailable, rejected, stream_failed, timeout_first_token, "
             "timeout_reply, declined, empty_answer)",
-            ["kind"],
-            registry=self.registry,
+            "kind",
         )
-        self.model_retries = Counter(
+        self.model_retries = self._counter(
             "glmbot_model_retries",
             "Model request attempts retried, by reason (status_429, status_503, connect, read_timeout, ...)",
-            ["reason"],
-            registry=self.registry,
+            "reason",
         )
-        self.slack_calls = Counter(
+        self.slack_calls = self._counter(
             "glmbot_slack_calls",
             "Slack Web API calls by method and result (ok, rate_limited, error, skipped_budget)",
-            ["method", "result"],
-            registry=self.registry,
+            "method",
+            "result",
         )
-        self.first_token_seconds = Histogram(
-            "glmbot_first_token_seconds",
-            "Time from accepting a message to the model's first visible token",
-            buckets=SECONDS_BUCKETS,
-            registry=self.registry,
+        self.first_token_seconds = self._seconds(
+            "glmbot_first_token_seconds", "Time from accepting a message to the model's first visible token"
         )
-        self.reply_seconds = Histogram(
-            "glmbot_reply_seconds",
-            "Time from accepting a message to the final edit",
-            buckets=SECONDS_BUCKETS,
-            registry=self.registry,
+        self.reply_seconds = self._seconds(
+            "glmbot_reply_seconds", "Time from accepting a message to the final edit"
         )
         # Spend quotas (bot/billing/ledger.py). The period label ("2026-01", "2026-W05", "2026-01-31") is
         # the period a charge was booked into: a reply reserved before midnight is counted in the old one.
-        self.spend_usd = Counter(
-            "glmbot_spend_usd",
-            "US dollars charged for replies (settled charges), by quota period",
-            ["period"],
-            registry=self.registry,
+        self.spend_usd = self._counter(
+            "glmbot_spend_usd", "US dollars charged for replies (settled charges), by quota period", "period"
         )
-        self.quota_refusals = Counter(
-            "glmbot_quota_refusals",
-            "Replies refused because the user's limit did not cover a minimal reply",
-            registry=self.registry,
+        self.quota_refusals = self._counter(
+            "glmbot_quota_refusals", "Replies refused because the user's limit did not cover a minimal reply"
         )
         # 👍/👎 pressed on finished answers (handlers/actions.py); value is "good" or "bad".
-        self.feedback = Counter(
-            "glmbot_feedback",
-            "Feedback buttons pressed on answers, by value",
-            ["value"],
-            registry=self.registry,
+        self.feedback = self._counter(
+            "glmbot_feedback", "Feedback buttons pressed on answers, by value", "value"
         )
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def _seconds(self, name: str, documentation: str) -> Histogram:
+        return Histogram(name, documentation, buckets=SECONDS_BUCKETS, registry=self.registry)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

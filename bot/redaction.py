@@ -93,3 +93,26 @@ def _redact_pieces(text: str, secret: str) -> str:
         start = text.find(head, end)
     parts.append(text[position:])
     return "".join(parts)
+
+
+# A URL's user:password@ (matched up to the last "@" of the word, so a password holding "/", "#" or "?"
+# unescaped is still caught) and a password passed as a query parameter (redis-py reads
+# ``unix:///run/redis.sock?password=…``; https://redis.readthedocs.io/en/stable/connections.html).
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^\s:@/]*):(?P<password>\S*)@")
+_URL_PASSWORD_PARAM = re.compile(r"(?P<key>[?&](?:password|pass|pwd)=)[^&#\s]*", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with every URL password replaced by ``***``: ``redis://user:***@host``,
+    ``unix:///redis.sock?password=***``; the rest (scheme, user, host, path) stays readable."""
+    text = _URL_USERINFO.sub(lambda match: f"{match['scheme']}{match['user']}:***@", text)
+    return _URL_PASSWORD_PARAM.sub(lambda match: f"{match['key']}***", text)
+
+
+def url_passwords(url: str | None) -> list[str]:
+    """The passwords written in ``url`` (user:password@ and password= forms), for the log redactor."""
+    if not url:
+        return []
+    found = [match["password"] for match in _URL_USERINFO.finditer(url)]
+    found += [match[0].split("=", 1)[1] for match in _URL_PASSWORD_PARAM.finditer(url)]
+    return [password for password in found if password]

@@ -16,7 +16,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -24,7 +23,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.billing.pricing import Price, PricingError, price_for
 from bot.file_hosts import DEFAULT_FILE_HOST, api_plain_http_entry, entry_host, host_entry
-from bot.settings_report import describe_error, missing, public_view
+from bot.redaction import url_passwords
+from bot.settings_report import describe_error, missing, missing_line, public_view, token_kind_problems
 from bot.store.connection import parse_topology
 
 CommaList = Annotated[list[str], NoDecode]
@@ -46,12 +46,6 @@ class SettingsError(Exception):
 
 
 SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token", "glm_api_key"})
-# Token kinds by prefix (https://docs.slack.dev/authentication/tokens): a bot token is xoxb-, an
-# app-level token xapp-. A user token (xoxp-) pasted as the bot token would act as that person.
-TOKEN_PREFIXES = {
-    "slack_bot_token": ("xoxb-", "a bot token"),
-    "slack_app_token": ("xapp-", "an app-level token"),
-}
 
 
 class Settings(BaseSettings):
@@ -144,18 +138,6 @@ class Settings(BaseSettings):
             raise ValueError(f"at most {MAX_ASSISTANT_PROMPTS} prompts (Slack shows no more)")
         return value
 
-    @field_validator("slack_bot_token", "slack_app_token")
-    @classmethod
-    def _token_kind(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        prefix, kind = TOKEN_PREFIXES[str(info.field_name)]
-        secret = value.get_secret_value().strip() if value is not None else ""
-        if value is None or secret.startswith(prefix):
-            return value
-        # A Slack token's kind prefix (xoxp-, xapp-, …) is not secret; anything else is not shown at all.
-        other = secret.split("-", 1)[0] + "-" if secret.startswith(("xox", "xapp-")) else None
-        got = f"got {other}… instead" if other else "got something that is not a Slack token"
-        raise ValueError(f"must be {kind} ({prefix}…), {got}")
-
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -187,7 +169,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _output_fits_context(self) -> Settings:
         if self.glm_max_output_tokens >= self.glm_context_tokens:
-            raise ValueError("GLM_MAX_OUTPUT_TOKENS must be smaller than GLM_CONTEXT_TOKENS")
+            raise ValueError(
+                f"GLM_MAX_OUTPUT_TOKENS ({self.glm_max_output_tokens}) must be smaller than "
+                f"GLM_CONTEXT_TOKENS ({self.glm_context_tokens})"
+            )
         return self
 
     @model_validator(mode="after")
@@ -236,9 +221,7 @@ class Settings(BaseSettings):
         """Raise SettingsError naming every setting in ``names`` that is unset (all at once)."""
         unset = [name for name in names if getattr(self, name.lower()) is None]
         if unset:
-            raise SettingsError(
-                [f"missing setting {name}: set it in the environment or in .env" for name in unset]
-            )
+            raise SettingsError([missing_line(name) for name in unset])
 
     def public_view(self) -> dict[str, object]:
         """Every setting by its variable name, secrets shown only as ``set``/``unset`` (for the start-up
@@ -248,19 +231,24 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value, for the log redactor."""
         values = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.glm_api_key)
-        return [value.get_secret_value() for value in values if value is not None]
+        tokens = [value.get_secret_value() for value in values if value is not None]
+        return [*tokens, *url_passwords(self.redis_url), *url_passwords(self.redis_cache_url)]
 
 
-def load_settings(required: Sequence[str] = ()) -> Settings:
-    """Build Settings from the environment and ``.env``; ``required`` names settings the command needs.
+def load_settings(required: Sequence[str] = (), slack: bool = False) -> Settings:
+    """Build Settings from the environment and ``.env``; ``required`` names settings the command needs,
+    ``slack`` says it uses the Slack tokens (whose kinds are then checked: ``token_kind_problems``).
 
-    Raises SettingsError listing every problem at once: each invalid value (secrets hidden) and each
-    required setting that is unset.
+    Raises SettingsError listing every problem at once: each token of the wrong kind, each invalid value
+    (secrets hidden) and each required setting that is unset.
     """
+    kinds = token_kind_problems() if slack else []
     try:
         settings = Settings()
     except ValidationError as exc:
         problems = [describe_error(error, SECRET_FIELDS) for error in exc.errors()]
-        raise SettingsError([*problems, *missing(required)]) from None
+        raise SettingsError([*kinds, *problems, *missing(required)]) from None
+    if kinds:
+        raise SettingsError([*kinds, *missing(required)])
     settings.require(*required)
     return settings

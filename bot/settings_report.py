@@ -10,13 +10,15 @@ together with invalid ones even when no Settings object could be built.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
+
+from bot.redaction import redact_url
 
 SHOWN_VALUE_CHARS = 60
 ENV_FILE = ".env"
@@ -44,49 +46,74 @@ def _shown_value(field: str, value: object, secret_fields: Collection[str]) -> s
     return f" (got {text!r})"
 
 
-def redact_url(text: str) -> str:
-    """``text`` with the password of a URL (``redis://:pw@host``) replaced by ``***``; other text as is."""
-    if "://" not in text or "@" not in text:
-        return text
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return text
-    if parts.password is None:
-        return text
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+# Where a missing setting has a likelier cause than "forgot to set it".
+MISSING_HINTS = {
+    "SLACK_SIGNING_SECRET": " (HTTP mode needs it; for Socket Mode, with no public URL, set SLACK_APP_TOKEN "
+    "instead)",
+}
+
+
+def missing_line(name: str) -> str:
+    """The line for a setting the command needs but nobody set."""
+    return f"missing setting {name}: set it in the environment or in .env{MISSING_HINTS.get(name, '')}"
 
 
 def missing(names: Iterable[str], env_file: Path = Path(ENV_FILE)) -> list[str]:
     """One line per name in ``names`` set neither in the environment nor in ``.env`` (blank = unset)."""
-    return [
-        f"missing setting {name}: set it in the environment or in .env"
-        for name in names
-        if not is_set(name, env_file)
-    ]
+    return [missing_line(name) for name in names if not is_set(name, env_file)]
 
 
 def is_set(name: str, env_file: Path = Path(ENV_FILE)) -> bool:
-    """Whether ``name`` has a non-blank value in the environment or ``.env`` (names ignore case, as
-    pydantic-settings reads them)."""
+    """Whether ``name`` has a non-blank value in the environment or ``.env``."""
+    return raw_value(name, env_file) is not None
+
+
+def raw_value(name: str, env_file: Path = Path(ENV_FILE)) -> str | None:
+    """``name``'s value as pydantic-settings reads it: the environment first, then ``.env``; names ignore
+    case, blank values count as unset. None when unset."""
     upper = name.upper()
-    if any(key.upper() == upper and value.strip() for key, value in os.environ.items()):
-        return True
-    if not env_file.is_file():
-        return False
-    values = dotenv_values(env_file)
-    return any(key.upper() == upper and (value or "").strip() for key, value in values.items())
+    for source in (os.environ, dotenv_values(env_file) if env_file.is_file() else {}):
+        for key, value in source.items():
+            if key.upper() == upper and (value or "").strip():
+                return (value or "").strip()
+    return None
+
+
+# Token kinds by prefix (https://docs.slack.dev/authentication/tokens): a bot token is xoxb-, an
+# app-level token xapp-. A user token (xoxp-) pasted as the bot token would act as that person.
+_TOKEN_KIND = re.compile(r"xox[a-z](\.xox[a-z])?-|xapp-")  # the kind part only: never more of a token
+TOKEN_KINDS = {
+    "SLACK_BOT_TOKEN": ("xoxb-", "a bot token"),
+    "SLACK_APP_TOKEN": ("xapp-", "an app-level token"),
+}
+
+
+def token_kind_problems(env_file: Path = Path(ENV_FILE)) -> list[str]:
+    """One line per Slack token set to the wrong kind of token. Only a token's kind prefix (``xoxp-``,
+    ``xapp-``) is shown, never any more of it; a value that is no Slack token is not shown at all."""
+    problems = []
+    for name, (prefix, kind) in TOKEN_KINDS.items():
+        value = raw_value(name, env_file)
+        if value is None or value.startswith(prefix):
+            continue
+        other = _TOKEN_KIND.match(value)
+        got = f"got {other[0]}… instead" if other else "got something that is not a Slack token"
+        problems.append(f"invalid setting {name}: must be {kind} ({prefix}…), {got}")
+    return problems
+
+
+PROMPT_FIELDS = frozenset({"system_prompt", "assistant_prompts"})
 
 
 def public_view(values: Mapping[str, object], secret_fields: Collection[str]) -> dict[str, object]:
-    """Settings as a start-up log line may show them: secrets as ``set``/``unset``, URL passwords as
-    ``***``, decimals as strings; keys upper-case as the variables are named."""
+    """Settings as a start-up log line may show them: secrets as ``set``/``unset``, prompts only by their
+    length, URL passwords as ``***``, decimals as strings; keys upper-case as the variables are named."""
     shown: dict[str, object] = {}
     for field, value in values.items():
         if field in secret_fields:
             shown[field.upper()] = "set" if value is not None else "unset"
+        elif field in PROMPT_FIELDS:  # words for the model are not logged: only whether they are set
+            shown[field.upper()] = f"set ({len(str(value))} characters)" if value else "unset"
         elif isinstance(value, str):
             shown[field.upper()] = redact_url(value)
         elif isinstance(value, Decimal):

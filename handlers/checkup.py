@@ -18,7 +18,6 @@ from handlers.errors import SlackRefused, slack_errors
 from handlers.identity import REFUSED_TOKEN_ERRORS
 
 PROBE_SECONDS = 10
-MANIFEST_FIX = "add it under OAuth & Permissions (or paste deploy/slack-manifest*.yaml) and reinstall the app"
 # Scopes every feature needs (deploy/slack-manifest.yaml explains each); a missing one fails the check.
 REQUIRED_SCOPES = {
     "app_mentions:read": "mentions",
@@ -59,29 +58,40 @@ async def _bot_token(settings: Settings) -> list[CheckLine]:
         with slack_errors("auth.test"):
             answer = await client.auth_test()
     except SlackRefused as refused:
-        return [_refused("slack token", "SLACK_BOT_TOKEN", refused.error, _BOT_TOKEN_FIX)]
+        return [_refused("slack token", "SLACK_BOT_TOKEN", refused, _BOT_TOKEN_FIX)]
     except DeliveryFailed as failed:
         return [_unreachable("slack token", settings, failed)]
     who = f"{answer.get('user')} ({answer.get('user_id')}) in {answer.get('team')} ({answer.get('team_id')})"
-    return [ok("slack token", who), _scopes_line(answer.headers.get("x-oauth-scopes"))]
+    return [ok("slack token", who), *_scope_lines(answer.headers.get("x-oauth-scopes"))]
 
 
 _BOT_TOKEN_FIX = "copy the Bot User OAuth Token (xoxb-…) from OAuth & Permissions into SLACK_BOT_TOKEN"
 
 
-def _scopes_line(header: str | None) -> CheckLine:
+def _scope_lines(header: str | None) -> list[CheckLine]:
     if header is None:
-        return warn("slack scopes", "Slack did not list the token's scopes", "compare with the manifest")
+        return [warn("slack scopes", "Slack did not list the token's scopes", "compare with the manifest")]
     granted = {scope.strip() for scope in header.split(",")}
     missing = [scope for scope in REQUIRED_SCOPES if scope not in granted]
     optional = [scope for scope in OPTIONAL_SCOPES if scope not in granted]
+    lines = []
     if missing:
         needs = ", ".join(f"{scope} ({REQUIRED_SCOPES[scope]})" for scope in missing)
-        return fail("slack scopes", f"missing {needs}", MANIFEST_FIX)
+        # The rest of the bot works without it: serve starts and logs this line.
+        lines.append(fail("slack scopes", f"missing {needs}", _manifest_fix(missing), blocks_start=False))
     if optional:
         needs = ", ".join(f"{scope} ({OPTIONAL_SCOPES[scope]})" for scope in optional)
-        return warn("slack scopes", f"missing {needs}", MANIFEST_FIX)
-    return ok("slack scopes", f"all {len(REQUIRED_SCOPES) + len(OPTIONAL_SCOPES)} the features use")
+        lines.append(warn("slack scopes", f"missing {needs}", _manifest_fix(optional)))
+    return lines or [
+        ok("slack scopes", f"all {len(REQUIRED_SCOPES) + len(OPTIONAL_SCOPES)} the features use")
+    ]
+
+
+def _manifest_fix(scopes: list[str]) -> str:
+    them = "it" if len(scopes) == 1 else "them"
+    return (
+        f"add {them} under OAuth & Permissions (or paste deploy/slack-manifest*.yaml) and reinstall the app"
+    )
 
 
 async def check_app_token(settings: Settings) -> CheckLine:
@@ -93,7 +103,7 @@ async def check_app_token(settings: Settings) -> CheckLine:
         with slack_errors("apps.connections.open"):
             await client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
     except SlackRefused as refused:
-        return _refused("app token", "SLACK_APP_TOKEN", refused.error, _APP_TOKEN_FIX)
+        return _refused("app token", "SLACK_APP_TOKEN", refused, _APP_TOKEN_FIX)
     except DeliveryFailed as failed:
         return _unreachable("app token", settings, failed)
     return ok("app token", "Slack opens Socket Mode connections for it")
@@ -105,16 +115,25 @@ _APP_TOKEN_FIX = (
 )
 
 
-def _refused(name: str, setting: str, error: str, fix: str) -> CheckLine:
-    if error in REFUSED_TOKEN_ERRORS:
-        return fail(name, f"Slack refused {setting} ({error})", fix)
-    # Anything else (fatal_error, ratelimited, a 5xx) is Slack having trouble, not the token being wrong.
-    return fail(name, f"Slack answered {error} when checking {setting}", "try again in a minute", outage=True)
+def _refused(name: str, setting: str, refused: SlackRefused, fix: str) -> CheckLine:
+    if refused.transient or refused.error == "ratelimited":
+        # Slack having trouble (a 5xx, fatal_error, ratelimited), not the token being wrong: serve waits.
+        detail = f"Slack answered {refused.error} when checking {setting}"
+        return fail(name, detail, "try again in a minute", outage=True, blocks_start=False)
+    if refused.error == "missing_scope":
+        fix = f"give {setting} the scope {SCOPE_OF.get(setting, 'it needs')}, or generate a new one with it"
+    verb = "refused" if refused.error in REFUSED_TOKEN_ERRORS else "answered"
+    return fail(name, f"Slack {verb} {setting} ({refused.error})", fix)
+
+
+# The scope each token must hold for the call that checks it.
+SCOPE_OF = {"SLACK_APP_TOKEN": "connections:write"}
 
 
 def _unreachable(name: str, settings: Settings, failed: DeliveryFailed) -> CheckLine:
     detail = f"cannot reach Slack at {settings.slack_api_url} ({failed})"
-    return fail(name, detail, "check the network, a proxy, or SLACK_API_URL", outage=True)
+    fix = "check the network, a proxy, or SLACK_API_URL"
+    return fail(name, detail, fix, outage=True, blocks_start=False)  # serve waits for Slack
 
 
 def _client(settings: Settings, token: str) -> AsyncWebClient:

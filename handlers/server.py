@@ -130,7 +130,7 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
 
     Raises SettingsError when METRICS_PORT is the main port, or when a port is already in use.
     """
-    metrics_port = _metrics_port(settings, port)
+    metrics_port = _metrics_port(settings, port, http_mode)
     stop = _stop_on_signals()
     # Exited after the ``finally`` below: /healthz answers "draining" until the replies have finished.
     async with aiohttp.ClientSession() as session, AsyncExitStack() as listening:
@@ -162,9 +162,10 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
             await front.runner.stop(settings.shutdown_drain_seconds)
 
 
-def _metrics_port(settings: Settings, port: int) -> int | None:
-    """METRICS_PORT, if set; raises SettingsError when it is the main port ``port``."""
-    if settings.metrics_port == port:
+def _metrics_port(settings: Settings, port: int, http_mode: bool) -> int | None:
+    """METRICS_PORT, if set; raises SettingsError when it is the main port ``port`` in HTTP mode (Socket
+    Mode with METRICS_PORT opens no main port)."""
+    if settings.metrics_port == port and http_mode:
         raise SettingsError(
             f"invalid setting METRICS_PORT: {port} is the main port too ({MAIN_PORT_SETTING}); choose "
             "another port, or unset METRICS_PORT to serve /metrics and /healthz on the main port"

@@ -12,7 +12,6 @@ that kind). The old value is the one the store replaced, read in the same atomic
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,6 @@ from bot.billing.ledger import QuotaLedger
 from bot.billing.money import format_usd, usd_text
 from bot.billing.periods import format_moment
 from bot.billing.records import QuotaStatus
-from bot.settings_report import redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -137,34 +135,3 @@ def is_admin_command(command: QuotaCommand, caller: str) -> bool:
     if isinstance(command, ShowOwn):
         return False
     return not (isinstance(command, Show) and command.user == caller)
-
-
-def store_problem(redis_url: str, error: BaseException) -> str:
-    """The shell's one line for a store that failed a quota command: where (REDIS_URL, its password
-    hidden), why (the innermost cause, e.g. "Connection refused") and what to check.
-
-    Slack users get an apology instead (``bot.core.messages``); an operator at a shell can fix the cause.
-    """
-    where = redact_url(redis_url)
-    chain = _causes(error)
-    unreachable = next((exc for exc in reversed(chain) if isinstance(exc, OSError)), None)
-    if unreachable is not None:
-        # errno's own words ("Connection refused"), not asyncio's "Connect call failed ('127.0.0.1', 1)".
-        code = unreachable.errno
-        why = os.strerror(code) if code and code > 0 else str(unreachable) or type(unreachable).__name__
-        return f"cannot reach Redis at {where} ({why}): check REDIS_URL and that Redis is running"
-    # The store answered but refused (a wrong password, a read-only replica, out of memory): its words.
-    root = chain[1] if len(chain) > 1 else chain[0]
-    why = redact_url(str(root)) or type(root).__name__
-    return f"Redis at {where} failed the command ({why}): check REDIS_URL and Redis's own log"
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-    """``error`` and what caused it, outermost first (at most 10: a chain can loop)."""
-    chain = [error]
-    while len(chain) < 10:
-        cause = chain[-1].__cause__ or chain[-1].__context__
-        if cause is None or cause in chain:
-            break
-        chain.append(cause)
-    return chain

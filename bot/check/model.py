@@ -1,8 +1,8 @@
-"""The model endpoint, asked exactly as a reply asks it: one streamed request for a single token.
+"""The model endpoint, asked exactly as a reply asks it: one streamed request for a few tokens.
 
 It proves the endpoint is reachable, the key is accepted, the model name is known, the answer streams
-(server-sent events) and reports usage (what quotas are charged from). It costs one token of output and
-a few of input. The price line says where the price comes from: the shipped table or an override.
+(server-sent events) and reports usage (what quotas are charged from). It costs at most 8 tokens of
+output and a few of input. The price line says where the price comes from: the shipped table or an override.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ from bot.model.client import ModelClient, ModelConfig
 
 PROBE_SECONDS = 30.0
 NAME = "model"
-PROBE = ModelRequest(messages=(ChatMessage("user", "Reply with the single word OK."),), max_tokens=1)
+# A few tokens, not one: the client stops a model that writes more than 8 characters per allowed token
+# (bot.model.client), and a stop before the last chunk would lose the usage report this checks.
+PROBE_TOKENS = 8
+PROBE = ModelRequest(
+    messages=(ChatMessage("user", "Reply with the single word OK."),), max_tokens=PROBE_TOKENS
+)
 _KEY_FIX = "put the provider's key in GLM_API_KEY, and the provider's endpoint in GLM_BASE_URL"
 _MODEL_FIX = "set GLM_MODEL to this provider's name for glm-4.5v (README, Providers)"
 
@@ -42,9 +47,11 @@ async def check_model(http: httpx.AsyncClient, config: ModelConfig) -> list[Chec
     except ModelError as exc:
         return [fail(NAME, f"{where}: {exc}", "GLM_BASE_URL must be an OpenAI-compatible endpoint")]
     except TimeoutError:
-        return [fail(NAME, f"{where} did not finish a 1-token answer in time", "check GLM_BASE_URL")]
+        return [
+            fail(NAME, f"{where} did not finish a {PROBE_TOKENS}-token answer in time", "check GLM_BASE_URL")
+        ]
     seconds = time.monotonic() - started
-    lines = [ok(NAME, f"{where} streamed a 1-token answer in {seconds:.1f} s")]
+    lines = [ok(NAME, f"{where} streamed a short answer in {seconds:.1f} s")]
     if end.usage is None:
         lines.append(
             warn(
@@ -54,7 +61,9 @@ async def check_model(http: httpx.AsyncClient, config: ModelConfig) -> list[Chec
             )
         )
     else:
-        lines.append(ok("model usage", f"reported ({end.usage.prompt_tokens} in, 1 out)"))
+        lines.append(
+            ok("model usage", f"reported ({end.usage.prompt_tokens} in, {end.usage.completion_tokens} out)")
+        )
     return lines
 
 

@@ -22,7 +22,8 @@ class CheckLine:
 
     ``name`` is the thing checked (``redis``, ``slack scopes``), ``detail`` what was found, ``fix`` what to
     do about a problem (empty when there is none). ``outage`` marks a failure of a service that is down
-    or unreachable rather than misconfigured: ``serve`` starts anyway where it can wait for it (Slack).
+    or unreachable rather than misconfigured. ``blocks_start`` is False for a failure ``serve`` starts
+    with anyway, logging it (Slack unreachable: it waits for Slack; a missing scope: one feature is off).
     """
 
     name: str
@@ -30,6 +31,7 @@ class CheckLine:
     detail: str
     fix: str = ""
     outage: bool = False
+    blocks_start: bool = True
 
     def render(self) -> str:
         """``FAIL  redis: Redis refused the password -> put the right password in REDIS_URL``."""
@@ -52,9 +54,9 @@ def warn(name: str, detail: str, fix: str) -> CheckLine:
     return CheckLine(name, Status.WARN, detail, fix)
 
 
-def fail(name: str, detail: str, fix: str, *, outage: bool = False) -> CheckLine:
-    """``serve`` would not work until this is fixed."""
-    return CheckLine(name, Status.FAIL, detail, fix, outage)
+def fail(name: str, detail: str, fix: str, *, outage: bool = False, blocks_start: bool = True) -> CheckLine:
+    """``serve`` would not work (or not fully) until this is fixed."""
+    return CheckLine(name, Status.FAIL, detail, fix, outage, blocks_start)
 
 
 def skip(name: str, detail: str) -> CheckLine:
@@ -68,8 +70,8 @@ def passed(lines: Iterable[CheckLine]) -> bool:
 
 
 def summary(lines: Iterable[CheckLine]) -> str:
-    """The closing line: ``all checks passed`` or ``2 problems: serve would not work until they are
-    fixed`` (warnings counted apart)."""
+    """The closing line: ``all checks passed …`` or ``2 problems: glmbot serve would not work until
+    fixed`` (warnings counted apart; "would start, but not everything works" when no failure blocks it)."""
     listed = list(lines)
     failures = sum(line.status is Status.FAIL for line in listed)
     warnings = sum(line.status is Status.WARN for line in listed)
@@ -77,4 +79,6 @@ def summary(lines: Iterable[CheckLine]) -> str:
     if failures == 0:
         return f"all checks passed{also}: glmbot serve should work"
     plural = "s" if failures != 1 else ""
-    return f"{failures} problem{plural}{also}: glmbot serve would not work until fixed"
+    blocking = any(line.status is Status.FAIL and line.blocks_start for line in listed)
+    verdict = "would not work" if blocking else "would start, but not everything works,"
+    return f"{failures} problem{plural}{also}: glmbot serve {verdict} until fixed"

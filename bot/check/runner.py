@@ -10,17 +10,18 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import httpx
+import structlog
 
 from bot.check.model import check_model, price_line
 from bot.check.ports import check_port
 from bot.check.report import CheckLine, Status, fail, ok, warn
 from bot.check.store import check_store
-from bot.file_hosts import entry_host
+from bot.file_hosts import entry_host, is_loopback
 from bot.model.client import ModelConfig
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 
+log = structlog.get_logger(__name__)
 SlackCheck = Callable[[], Awaitable[list[CheckLine]]]
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 async def full_check(
@@ -43,19 +44,54 @@ async def full_check(
     ]
 
 
-async def startup_problems(
+async def start_checks(
     settings: Settings, *, http_mode: bool, port: int, slack: SlackCheck
 ) -> list[CheckLine]:
-    """What stops ``serve`` at start: a token Slack refuses, a Redis that is unreachable, refuses the
-    password or may evict money, a port in use. Slack being unreachable is not among them (the bot waits
-    for it); the model is not probed at start (it would cost a request per start, and may recover).
-    Lines marked ``outage`` (Redis unreachable) may pass by themselves: see ``NotReady``."""
+    """The checks ``serve`` runs at start: Slack's tokens and scopes, Redis, the ports. Not the model: a
+    probe would cost a request per start, and a model outage may pass by itself."""
     slack_lines, store_lines = await asyncio.gather(
         slack(), check_store(settings.redis_url, settings.redis_cache_url)
     )
-    slack_problems = [line for line in slack_lines if not line.outage]
-    lines = [*slack_problems, *store_lines, *port_lines(settings, port, http_mode)]
+    return [*slack_lines, *store_lines, *port_lines(settings, port, http_mode)]
+
+
+def blocking(lines: list[CheckLine]) -> list[CheckLine]:
+    """The failures that stop ``serve`` at start: a token Slack refuses, a Redis that is unreachable,
+    refuses the password or may evict money, a port in use. Slack being unreachable and a missing scope
+    are not among them (see ``CheckLine.blocks_start``)."""
+    return [line for line in lines if line.status is Status.FAIL and line.blocks_start]
+
+
+async def startup_problems(
+    settings: Settings, *, http_mode: bool, port: int, slack: SlackCheck
+) -> list[CheckLine]:
+    """``blocking`` of ``start_checks``: what would stop ``serve`` now."""
+    return blocking(await start_checks(settings, http_mode=http_mode, port=port, slack=slack))
+
+
+def log_warnings(lines: list[CheckLine]) -> None:
+    """Log (``start_check``) each warning, and each failure that does not stop the start."""
+    for line in lines:
+        if line.status is Status.WARN or (line.status is Status.FAIL and not line.blocks_start):
+            log.warning("start_check", check=line.name, detail=line.detail, fix=line.fix)
+
+
+async def store_problems(settings: Settings) -> list[CheckLine]:
+    """What stops ``console`` at start: the Redis lines of ``startup_problems`` (none for the embedded
+    store)."""
+    if settings.redis_url is None:
+        return []
+    lines = await check_store(settings.redis_url, settings.redis_cache_url)
     return [line for line in lines if line.status is Status.FAIL]
+
+
+def refuse_start(problems: list[CheckLine]) -> None:
+    """Raise for start-up ``problems``: NotReady when each is only an unreachable service, else
+    SettingsError (one line each, ``name: detail -> fix``); nothing when there are none."""
+    if problems and all(line.outage for line in problems):
+        raise NotReady([line.problem() for line in problems])
+    if problems:
+        raise SettingsError([line.problem() for line in problems])
 
 
 class NotReady(Exception):
@@ -83,7 +119,7 @@ def file_hosts_line(settings: Settings) -> CheckLine:
     shown = [f"{host} (https)" for host in https_only] + [
         f"{entry} (http too)" for entry in sorted(plain.values())
     ]
-    risky = sorted(entry for host, entry in plain.items() if host not in _LOOPBACK)
+    risky = sorted(entry for host, entry in plain.items() if not is_loopback(host))
     if risky:
         fix = "serve files over https, or keep plain http to a gateway on a private network"
         detail = f"the bot token goes to {', '.join(shown)}: unencrypted to {', '.join(risky)}"
@@ -97,7 +133,7 @@ def port_lines(settings: Settings, port: int, http_mode: bool) -> list[CheckLine
     lines = []
     if http_mode or settings.metrics_port is None:
         lines.append(check_port(port, "PORT or --port"))
-    if settings.metrics_port == port:
+    if settings.metrics_port == port and http_mode:  # Socket Mode with METRICS_PORT opens no main port
         fix = "choose another port, or unset METRICS_PORT to serve /metrics and /healthz on the main port"
         lines.append(fail(f"port {port}", "METRICS_PORT is the main port too (PORT / --port)", fix))
     elif settings.metrics_port is not None:

@@ -2,21 +2,23 @@
 never evicts money (``bot.store.policy``), and persistence so spend survives a restart.
 
 Commands used: PING, INFO server / persistence (https://redis.io/docs/latest/commands/info/) and the
-policy read of ``bot.store.policy``. redis-py's exceptions are read here, at the check's Redis edge, only
-to tell a refused password from an unreachable server.
+policy read of ``bot.store.policy``. A command an ACL denies (INFO is in ``@dangerous``) makes its line a
+warning, not a failure: the bot itself does not need it. Why a Redis failed is ``store_failures``'s job.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import redis.asyncio as redis
-from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import ResponseError
 
-from bot.check.report import CheckLine, fail, ok, warn
+from bot.check.report import CheckLine, Status, fail, ok, warn
+from bot.check.store_failures import reach_fix, store_failure
 from bot.core.errors import StoreUnavailable
-from bot.settings_report import redact_url
+from bot.redaction import redact_url
 from bot.store.connection import open_store, store_errors
 from bot.store.policy import SAFE_POLICY, read_eviction_policy
 
@@ -28,9 +30,10 @@ NAME = "redis"
 
 
 async def check_store(redis_url: str | None, cache_url: str | None) -> list[CheckLine]:
-    """Lines for the main store (and the image cache's Redis when it is separate)."""
+    """Lines for the main store, then the image cache's Redis when it is separate. A cache that fails
+    only warns: without it images are downscaled again on every turn, nothing else changes."""
     if redis_url is None:
-        return [
+        lines = [
             warn(
                 NAME,
                 "REDIS_URL is unset: an embedded store, one process only; history and spend are lost on "
@@ -38,50 +41,47 @@ async def check_store(redis_url: str | None, cache_url: str | None) -> list[Chec
                 "fine for trying it; for a team set REDIS_URL to a Redis with maxmemory-policy noeviction",
             )
         ]
-    lines = await _probe(redis_url, NAME, main=True)
+    else:
+        lines = await _probe(redis_url, NAME, "REDIS_URL", main=True)
     if cache_url is not None:
-        lines += await _probe(cache_url, "image cache redis", main=False)
+        cache_lines = await _probe(cache_url, "image cache redis", "REDIS_CACHE_URL", main=False)
+        lines += [_only_warn(line) for line in cache_lines]
     return lines
 
 
-async def _probe(url: str, name: str, *, main: bool) -> list[CheckLine]:
+def _only_warn(line: CheckLine) -> CheckLine:
+    if line.status is not Status.FAIL:
+        return line
+    return replace(line, status=Status.WARN, detail=f"{line.detail}: images will not be cached", outage=False)
+
+
+async def _probe(url: str, name: str, setting: str, *, main: bool) -> list[CheckLine]:
     client = open_store(url)
     shown = redact_url(url)
     try:
         async with asyncio.timeout(PROBE_SECONDS):
             return await _inspect(client, name, shown, main=main)
     except StoreUnavailable as exc:
-        return [_unreachable(exc, name, shown)]
+        return [store_failure(exc, url, name, setting)]
     except TimeoutError:
-        return [fail(name, f"{shown} did not answer within {PROBE_SECONDS:.0f} s", _REACH_FIX, outage=True)]
+        detail = f"{shown} did not answer within {PROBE_SECONDS:.0f} s"
+        return [fail(name, detail, reach_fix(setting), outage=True)]
     finally:
         await client.aclose()
-
-
-_REACH_FIX = "start Redis, or fix the host and port in REDIS_URL (and any firewall in between)"
-
-
-def _unreachable(exc: StoreUnavailable, name: str, shown: str) -> CheckLine:
-    cause = exc.__cause__
-    refused = isinstance(cause, AuthenticationError) or (
-        isinstance(cause, ResponseError) and str(cause).startswith(("NOAUTH", "WRONGPASS", "NOPERM"))
-    )
-    if refused:
-        return fail(
-            name,
-            f"{shown} refused the credentials ({cause})",
-            "put the right user and password in the URL: redis://USER:PASSWORD@HOST:PORT/DB",
-        )
-    # Down, or not up yet, or a typo in the host: the same to us; serve exits 1 so a supervisor retries.
-    return fail(name, f"cannot reach {shown} ({cause or exc})", _REACH_FIX, outage=True)
 
 
 async def _inspect(client: redis.Redis, name: str, shown: str, *, main: bool) -> list[CheckLine]:
     with store_errors("check"):
         await client.ping()
-        server: dict[str, Any] = await client.info("server")
-    version = str(server.get("redis_version", "0"))
-    lines = [_version_line(name, shown, version)]
+        try:
+            server: dict[str, Any] | None = await client.info("server")
+        except ResponseError:  # INFO denied by an ACL (it is in @dangerous), or renamed
+            server = None
+    if server is None:
+        fix = f"make sure it is Redis {'.'.join(map(str, MIN_VERSION))} or newer"
+        lines = [warn(name, f"{shown} answered, but would not tell its version (INFO denied)", fix)]
+    else:
+        lines = [_version_line(name, shown, str(server.get("redis_version", "0")))]
     if main:
         lines.append(await _policy_line(client))
         lines.append(await _persistence_line(client))
@@ -111,7 +111,10 @@ async def _policy_line(client: redis.Redis) -> CheckLine:
 
 async def _persistence_line(client: redis.Redis) -> CheckLine:
     with store_errors("check"):
-        info: dict[str, Any] = await client.info("persistence")
+        try:
+            info: dict[str, Any] = await client.info("persistence")
+        except ResponseError:  # INFO denied by an ACL
+            info = {}
         try:
             save = str((await client.config_get("save")).get("save", ""))
         except ResponseError:  # CONFIG renamed or denied (managed Redis): judge by INFO alone

@@ -31,7 +31,7 @@ from bot.core.conversation import ConversationService
 from bot.core.domain import IncomingMessage, Notice, ThreadKey
 from bot.core.errors import StoreUnavailable
 from bot.core.generation import StopSignal
-from bot.core.messages import user_message, with_notices
+from bot.core.messages import operator_message, user_message, with_notices
 from bot.images.local import LocalFileFetcher, local_attachment
 
 CONSOLE_THREAD = ThreadKey(team="console", channel="console", thread_ts="local")
@@ -231,7 +231,9 @@ async def _handle(
     """Run one line; False when Ctrl-C ended the session meanwhile."""
     if text == "/reset":
         out.write(await _reset(conversation))
-    elif text.startswith("/") and not text.startswith("/image "):
+    elif _is_image_command(text) and image_arguments(text) is None:
+        out.write(f"{IMAGE_USAGE}\n")
+    elif text.startswith("/") and not _is_image_command(text):
         out.write(f"Unknown command {text.split()[0]}. {HELP}\n")
     elif text:
         message = console_message(text, f"{time.time():.6f}-{turn}")
@@ -254,17 +256,37 @@ async def _reset(conversation: ConversationService) -> str:
     try:
         await conversation.forget(CONSOLE_THREAD)
     except StoreUnavailable as exc:
-        return f"[!] {user_message(exc)}\n"
+        return f"[!] {operator_message(exc) or user_message(exc)}\n"
     return "(conversation forgotten)\n"
+
+
+IMAGE_USAGE = 'usage: /image PATH [question]  (quote a path with spaces: /image "my photo.png" what is it?)'
+
+
+def _is_image_command(text: str) -> bool:
+    return text == "/image" or text.startswith("/image ")
+
+
+def image_arguments(line: str) -> tuple[str, str] | None:
+    """``/image PATH [question]`` as (path, question); a path in single or double quotes may hold spaces.
+    None when there is no path (or its quote is not closed)."""
+    rest = line.removeprefix("/image").strip()
+    if not rest:
+        return None
+    if rest[0] in "\"'":
+        end = rest.find(rest[0], 1)
+        return (rest[1:end], rest[end + 1 :].strip()) if end > 1 else None
+    path, _, question = rest.partition(" ")
+    return path, question.strip()
 
 
 def console_message(line: str, message_ts: str) -> IncomingMessage:
     """A console line as a message; ``/image PATH rest`` attaches PATH and asks ``rest``."""
-    if not line.startswith("/image "):
+    arguments = image_arguments(line) if _is_image_command(line) else None
+    if arguments is None:
         return IncomingMessage(CONSOLE_THREAD, message_ts, CONSOLE_USER, line)
-    _command, path, *question = line.split(maxsplit=2)
-    attachment = local_attachment(path)
-    return IncomingMessage(CONSOLE_THREAD, message_ts, CONSOLE_USER, " ".join(question), (attachment,))
+    path, question = arguments
+    return IncomingMessage(CONSOLE_THREAD, message_ts, CONSOLE_USER, question, (local_attachment(path),))
 
 
 def _dress(notice: Notice) -> str:

@@ -7,13 +7,16 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import redis.asyncio as redis
 import yaml
 
 from bot.app import model_config
 from bot.check.report import CheckLine, Status, passed, summary
-from bot.check.runner import file_hosts_line, full_check, startup_problems
+from bot.check.runner import file_hosts_line, full_check, port_lines, startup_problems
+from bot.check.store import check_store
 from bot.settings import Settings, load_settings
-from handlers.checkup import OPTIONAL_SCOPES, REQUIRED_SCOPES, check_slack
+from bot.settings_report import token_kind_problems
+from handlers.checkup import OPTIONAL_SCOPES, REQUIRED_SCOPES, check_app_token, check_slack
 from tests.fakes.bot_env import fake_backed_settings
 from tests.fakes.bot_process import free_port
 from tests.fakes.constants import BOT_SCOPES
@@ -81,9 +84,9 @@ async def test_a_good_deployment_passes(
     assert lines["redis persistence"].detail == "neither AOF nor RDB snapshots: spend is lost on restart"
     assert passed(lines.values())
     assert summary(lines.values()) == "all checks passed (1 warning): glmbot serve should work"
-    # The probe is one streamed request for one token.
+    # The probe is one streamed request for a few tokens.
     (probe,) = fake_model.requests
-    assert probe.body["max_tokens"] == 1
+    assert probe.body["max_tokens"] == 8
     assert probe.body["stream"] is True
 
 
@@ -96,7 +99,9 @@ async def test_wrong_redis_password(
     assert redis_line.status is Status.FAIL
     assert redis_line.detail.startswith(f"redis://nobody:***@127.0.0.1:{redis_server.port}/0 refused")
     assert "wrong-pass" not in redis_line.render()
-    assert redis_line.fix == "put the right user and password in the URL: redis://USER:PASSWORD@HOST:PORT/DB"
+    assert (
+        redis_line.fix == "put the right user and password in REDIS_URL: redis://USER:PASSWORD@HOST:PORT/DB"
+    )
     assert not passed(lines.values())
 
 
@@ -252,3 +257,113 @@ def test_file_hosts_line_names_the_scheme(monkeypatch: pytest.MonkeyPatch) -> No
     line = file_hosts_line(load_settings())
     assert line.status is Status.WARN
     assert line.detail.endswith("unencrypted to files.internal:8000")
+
+
+async def test_a_missing_scope_does_not_stop_serve(
+    monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
+) -> None:
+    """A missing scope turns one feature off, not the bot: check fails it, serve starts (and logs it)."""
+    settings = settings_for(monkeypatch, fake_slack, fake_model, redis_url)
+    fake_slack.scopes = [
+        scope for scope in BOT_SCOPES if scope not in ("files:read", "users:read", "groups:read")
+    ]
+    lines = await check_slack(settings, socket_mode=False)
+    scopes = [line for line in lines if line.name == "slack scopes"]
+    assert [(line.status, line.detail) for line in scopes] == [
+        (Status.FAIL, "missing files:read (images), users:read (quota admins)"),
+        (Status.WARN, "missing groups:read (naming a private channel next to the assistant panel)"),
+    ]
+    assert scopes[0].fix.startswith("add them under OAuth & Permissions")
+    problems = await startup_problems(
+        settings, http_mode=True, port=free_port(), slack=lambda: check_slack(settings, socket_mode=False)
+    )
+    assert problems == []
+    assert summary(lines) == (
+        "1 problem (1 warning): glmbot serve would start, but not everything works, until fixed"
+    )
+
+
+async def test_an_acl_user_without_info_still_passes(
+    monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, fake_model: FakeModel, redis_server: RedisServer
+) -> None:
+    """A hardened ACL user (+@all -@dangerous: no INFO, no CONFIG) can run the bot: the version and the
+    policy lines warn that they could not be read, nothing fails, serve starts."""
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        await admin.acl_setuser(
+            "hardened",
+            enabled=True,
+            passwords=["+pw-hardened"],
+            keys=["*"],
+            channels=["*"],
+            categories=["+@all", "-@dangerous"],
+        )
+        url = f"redis://hardened:pw-hardened@127.0.0.1:{redis_server.port}/0"
+        settings = settings_for(monkeypatch, fake_slack, fake_model, url)
+        lines = await run(settings)
+        assert lines["redis"].status is Status.WARN
+        assert lines["redis"].detail.endswith("answered, but would not tell its version (INFO denied)")
+        assert lines["redis policy"].status is Status.WARN
+        assert passed(lines.values())
+        problems = await startup_problems(
+            settings, http_mode=True, port=free_port(), slack=lambda: check_slack(settings, socket_mode=False)
+        )
+        assert problems == []
+    finally:
+        await admin.acl_deluser("hardened")
+        await admin.aclose()
+
+
+async def test_an_app_token_without_connections_write_is_refused_not_an_outage(
+    monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
+) -> None:
+    settings = settings_for(monkeypatch, fake_slack, fake_model, redis_url, SLACK_APP_TOKEN=APP_TOKEN)
+    fake_slack.error_next("apps.connections.open", error="missing_scope")
+    line = await check_app_token(settings)
+    assert (line.status, line.outage, line.blocks_start) == (Status.FAIL, False, True)
+    assert line.detail == "Slack answered SLACK_APP_TOKEN (missing_scope)"
+    assert line.fix == "give SLACK_APP_TOKEN the scope connections:write, or generate a new one with it"
+
+
+async def test_an_unreachable_image_cache_only_warns(
+    monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
+) -> None:
+    """The cache Redis down: images are not cached, nothing else changes; it is checked with the
+    embedded store too, and its fix names REDIS_CACHE_URL."""
+    cache = f"redis://127.0.0.1:{free_port()}/0"
+    for main in (redis_url, None):
+        lines = await check_store(main, cache)
+        (cache_line,) = [line for line in lines if line.name == "image cache redis"]
+        assert cache_line.status is Status.WARN
+        assert cache_line.detail.endswith(": images will not be cached")
+        assert "REDIS_CACHE_URL" in cache_line.fix
+    settings = settings_for(monkeypatch, fake_slack, fake_model, redis_url, REDIS_CACHE_URL=cache)
+    problems = await startup_problems(
+        settings, http_mode=True, port=free_port(), slack=lambda: check_slack(settings, socket_mode=False)
+    )
+    assert problems == []
+
+
+def test_socket_mode_may_reuse_the_main_port_for_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Socket Mode with METRICS_PORT opens only that port, so it may equal PORT; HTTP mode may not."""
+    port = free_port()
+    monkeypatch.setenv("METRICS_PORT", str(port))
+    settings = load_settings()
+    assert [line.status for line in port_lines(settings, port, http_mode=False)] == [Status.OK]
+    assert [line.status for line in port_lines(settings, port, http_mode=True)] == [Status.OK, Status.FAIL]
+
+
+@pytest.mark.parametrize(
+    ("token", "shown"),
+    [
+        ("xoxp-1234-user-token", "got xoxp-… instead"),
+        ("xoxb–1234–5678–SECRETPART", "got something that is not a Slack token"),  # en-dashes
+        ("hunter2", "got something that is not a Slack token"),
+    ],
+)
+def test_a_wrong_kind_of_token_shows_only_its_kind(
+    monkeypatch: pytest.MonkeyPatch, token: str, shown: str
+) -> None:
+    monkeypatch.setenv("SLACK_APP_TOKEN", token)
+    (problem,) = token_kind_problems()
+    assert problem == f"invalid setting SLACK_APP_TOKEN: must be an app-level token (xapp-…), {shown}"

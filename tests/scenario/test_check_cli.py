@@ -4,13 +4,15 @@ traceback, no secret."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 
 import pytest
 
 from tests.fakes.bot_env import fake_backed_settings
-from tests.fakes.bot_process import free_port, run_glmbot
+from tests.fakes.bot_process import free_port, run_glmbot, start_bot
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
 from tests.fakes.model_api import FakeModel, Reply
 from tests.fakes.redis_server import RedisServer
@@ -58,7 +60,7 @@ async def test_check_lists_every_problem_with_a_fix(
     failed = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert [line.split(":")[0] for line in failed] == ["FAIL  slack scopes", "FAIL  model", "FAIL  redis"]
     assert all(" -> " in line for line in failed)
-    assert out.splitlines()[-1] == "3 problems: glmbot serve would not work until fixed"
+    assert out.splitlines()[-1] == "3 problems (1 warning): glmbot serve would not work until fixed"
     no_leaks(out + err)
     assert "sk-wrong-key" not in out + err
 
@@ -83,7 +85,8 @@ async def test_settings_problems_all_at_once() -> None:
         "redis+sentinel:// or redis+cluster:// (got 'http://:***@127.0.0.1:1')",
         "FAIL  settings: invalid setting QUOTA_PERIOD: Input should be 'day', 'week' or 'month' (got 'year')",
         "FAIL  settings: missing setting GLM_API_KEY: set it in the environment or in .env",
-        "FAIL  settings: missing setting SLACK_SIGNING_SECRET: set it in the environment or in .env",
+        "FAIL  settings: missing setting SLACK_SIGNING_SECRET: set it in the environment or in .env (HTTP "
+        "mode needs it; for Socket Mode, with no public URL, set SLACK_APP_TOKEN instead)",
         "the other checks need valid settings: fix these first",
     ]
     assert "1234-user-token" not in out + err
@@ -132,3 +135,21 @@ async def test_serve_refuses_to_start_with_one_line(
     assert " -> " in problems[0]
     assert fake_model.requests == []
     no_leaks(out + err)
+
+
+async def test_ctrl_c_during_check_exits_130_without_a_traceback(
+    fake_slack: FakeSlack, fake_model: FakeModel, redis_url: str
+) -> None:
+    """Ctrl-C while the check waits for the model: status 130 (how shells report Ctrl-C), no traceback."""
+    env = environment(fake_slack, fake_model, redis_url)
+    held = asyncio.Event()
+    fake_model.default_reply = Reply(text="OK", finish_reason="length", hold=held)
+    process = await start_bot(["check", "--port", str(free_port())], env)
+    try:
+        await fake_model.wait_for(lambda: bool(fake_model.requests), 30, "the model probe")
+        process.send_signal(signal.SIGINT)
+        _out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        held.set()
+    assert process.returncode == 130
+    assert "Traceback" not in err.decode()

@@ -21,6 +21,7 @@ from bot.store.connection import open_store
 from tests.fakes.bot_process import free_port, run_glmbot
 from tests.fakes.constants import HUMAN_USER_ID, MODEL_API_KEY
 from tests.fakes.model_api import FakeModel, Reply
+from tests.fakes.redis_server import RedisServer
 
 OVERRIDES = {"GLM_INPUT_USD_PER_MTOK": "0.5", "GLM_OUTPUT_USD_PER_MTOK": "1.5"}
 EXIT_SECONDS = 10.0
@@ -209,8 +210,8 @@ async def test_quota_with_redis_down_names_the_cause_and_the_fix() -> None:
     assert code == 1
     assert out == ""
     [line] = err.strip().splitlines()
-    assert line.startswith("glmbot: cannot reach Redis at redis://admin:***@127.0.0.1:")
-    assert "Connection refused" in line
+    assert line.startswith("glmbot: redis: cannot reach redis://admin:***@127.0.0.1:")
+    assert "(Connection refused) -> start Redis, or fix the host and port in REDIS_URL" in line
     assert "REDIS_URL" in line
     assert "s3cret-pw" not in err
     assert SLACK_APOLOGY not in err
@@ -262,11 +263,67 @@ async def test_console_names_the_setting_when_the_key_is_refused(fake_model: Fak
     assert "sk-other-provider-key" not in out + err
 
 
-async def test_console_names_redis_when_it_is_down(fake_model: FakeModel) -> None:
-    """Redis gone after start: the console says Redis and REDIS_URL, not the Slack apology."""
+async def test_console_refuses_a_redis_it_cannot_reach(fake_model: FakeModel) -> None:
+    """REDIS_URL set but nothing answers: the console says so at start (exit 1, worth retrying), rather
+    than failing every question."""
     env = _console_env(fake_model, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    code, _out, err = await run_glmbot(["console"], env, stdin=b"hello\n")
+    assert code == 1
+    (line,) = err.splitlines()
+    assert line.startswith("glmbot: redis: cannot reach redis://127.0.0.1:")
+    assert line.endswith(
+        "-> start Redis, or fix the host and port in REDIS_URL (and any firewall in between)"
+    )
+    assert fake_model.requests == []
+
+
+async def test_console_names_redis_when_it_goes_away(fake_model: FakeModel) -> None:
+    """Redis gone after start: the console says Redis and REDIS_URL, not the Slack apology."""
+    with RedisServer() as server:
+        env = _console_env(fake_model, REDIS_URL=server.url)
+        process = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "bot", "console"],
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(b"hello\n")
+        await process.stdin.drain()
+        await fake_model.wait_for(lambda: len(fake_model.requests) == 1, 30, "the first answer")
+        first = await asyncio.wait_for(process.stdout.readuntil(b"Hello from the fake model."), 30)
+        assert b"Hello from the fake model." in first
+    process.stdin.write(b"again\n")
+    process.stdin.close()
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    assert "Redis is not answering (" in out.decode()
+    assert "Check REDIS_URL and that Redis runs" in out.decode()
+    assert SLACK_APOLOGY not in out.decode()
+
+
+async def test_console_needs_only_a_key_and_keeps_log_lines_out_of_the_chat(fake_model: FakeModel) -> None:
+    """The console ignores Slack settings it does not use (a stale user token in .env), and without an
+    explicit LOG_LEVEL shows only warnings: the contract's embedded-store warning, no per-reply lines."""
+    env = {**_console_env(fake_model, SLACK_BOT_TOKEN="xoxp-stale-user-token"), "LOG_FORMAT": "console"}
     code, out, err = await run_glmbot(["console"], env, stdin=b"hello\n")
     assert code == 0, err
-    assert "Redis is not answering (" in out
-    assert "Check REDIS_URL and that Redis runs" in out
-    assert SLACK_APOLOGY not in out
+    assert "Hello from the fake model." in out
+    assert "embedded_store" in err
+    assert "reply_finished" not in err + out
+    assert "model_usage" not in err + out
+
+
+async def test_quota_with_a_wrong_password_says_so(redis_server: RedisServer) -> None:
+    """Redis answers but refuses the credentials: the line says which part of REDIS_URL to fix."""
+    url = f"redis://nobody:s3cret-pw@127.0.0.1:{redis_server.port}/0"
+    code, _out, err = await run_glmbot(["quota", "show", "U0123ABCD"], {**os.environ, "REDIS_URL": url})
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"glmbot: redis: redis://nobody:***@127.0.0.1:{redis_server.port}/0 refused the")
+    assert line.endswith(
+        "-> put the right user and password in REDIS_URL: redis://USER:PASSWORD@HOST:PORT/DB"
+    )
+    assert "s3cret-pw" not in err

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bot.core.errors import StoreMayEvict
 from tests.fakes.bot_env import fake_backed_settings
 from tests.fakes.bot_process import free_port, start_bot, stop_bot, wait_healthy
 from tests.fakes.constants import BOT_TOKEN, MODEL_API_KEY, SIGNING_SECRET
@@ -62,7 +61,11 @@ async def test_console_refuses_to_start_on_an_evicting_redis(
     env = {**os.environ, **fake_backed_settings(fake_slack, fake_model, lru_server.url)}
     code, err = await _exit_of(await start_bot(["console"], env))
     assert code == 2
-    assert err == f"glmbot: {StoreMayEvict('allkeys-lru')}\n"
+    assert err.splitlines() == [
+        "glmbot: redis policy: maxmemory-policy is allkeys-lru: quota limits and spend may be evicted -> "
+        "run `redis-cli CONFIG SET maxmemory-policy noeviction` and put `maxmemory-policy noeviction` in "
+        "redis.conf (images may go to an evicting Redis of their own: REDIS_CACHE_URL)"
+    ]
     assert fake_slack.calls == []
     assert fake_model.requests == []
 

@@ -6,7 +6,7 @@ import asyncio
 import io
 import os
 
-from bot.console.app import ConsoleSink, CtrlC, StdinLines
+from bot.console.app import ConsoleSink, CtrlC, StdinLines, console_message, image_arguments
 
 
 async def test_ctrl_c_at_the_prompt_ends_the_session() -> None:
@@ -56,3 +56,19 @@ async def test_lines_from_a_pipe_arrive_whole_and_end_with_an_empty_string() -> 
         os.close(write_end)
         got = [await asyncio.wait_for(lines.readline(), 5) for _ in range(4)]
     assert got == ["héllo world\n", "bad \ufffd byte\n", "last", ""]
+
+
+def test_image_arguments_take_quoted_paths_with_spaces() -> None:
+    assert image_arguments("/image cat.png what is it?") == ("cat.png", "what is it?")
+    assert image_arguments('/image "my photo.png" what is it?') == ("my photo.png", "what is it?")
+    assert image_arguments("/image 'a b.png'") == ("a b.png", "")
+    assert image_arguments("/image") is None
+    assert image_arguments("/image   ") is None
+    assert image_arguments('/image "unclosed.png what') is None
+
+
+def test_a_quoted_path_becomes_the_attachment() -> None:
+    message = console_message('/image "my photo.png" describe it', "1.0")
+    assert message.text == "describe it"
+    (attachment,) = message.attachments
+    assert attachment.name == "my photo.png"

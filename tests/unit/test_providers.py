@@ -11,6 +11,7 @@ import yaml
 
 from bot.billing.pricing import Price, price_for
 from bot.model.client import thinking_fields, thinking_style_for
+from bot.settings import Settings
 
 CONTRACT_PRICE = Price(input_pico_per_token=780_000, output_pico_per_token=2_340_000)
 
@@ -99,3 +100,10 @@ def test_compose_passes_every_model_setting_through_from_env_file() -> None:
     glmbot = compose["services"]["glmbot"]
     assert glmbot["env_file"] == ["../.env"]
     assert sorted(glmbot["environment"]) == ["REDIS_CACHE_URL", "REDIS_URL"]
+
+
+def test_env_example_names_every_setting() -> None:
+    """deploy/.env.example, which the Quick start copies, lists every setting the bot reads."""
+    example = (Path(__file__).resolve().parents[2] / "deploy" / ".env.example").read_text()
+    named = {line.lstrip("# ").split("=", 1)[0] for line in example.splitlines() if "=" in line}
+    assert sorted(field.upper() for field in Settings.model_fields if field.upper() not in named) == []

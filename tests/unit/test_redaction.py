@@ -7,7 +7,8 @@ import pytest
 from bot.core.errors import ModelStreamFailed
 from bot.logs import SecretRedactor
 from bot.model.sse import DETAIL_LIMIT, StreamErrorEvent, StreamState, chunk_deltas, error_detail, parse_chunk
-from bot.redaction import MIN_SECRET_PREFIX, REDACTED, Redactor
+from bot.redaction import MIN_SECRET_PREFIX, REDACTED, Redactor, redact_url, url_passwords
+from bot.settings import load_settings
 
 SECRET = "glm-3f9c2e7b51d4a0c8"  # no known shape: only the known-secret rule can catch it
 ZAI_KEY = "0123456789abcdef0123456789abcdef.AbCdEfGhIjKlMnOp"
@@ -126,3 +127,44 @@ def test_unknown_finish_reason_is_redacted_too() -> None:
     with pytest.raises(ModelStreamFailed) as caught:
         chunk_deltas(chunk, StreamState(), Redactor([SECRET]))
     assert str(caught.value) == f"model stream finished with 'denied {REDACTED}'"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "passwords"),
+    [
+        ("redis://nobody:wrong@127.0.0.1:1/0", "redis://nobody:***@127.0.0.1:1/0", ["wrong"]),
+        ("redis://:p#a/s?s@h:6379/0", "redis://:***@h:6379/0", ["p#a/s?s"]),
+        (
+            "unix:///run/redis.sock?db=0&password=hunter2xyz",
+            "unix:///run/redis.sock?db=0&password=***",
+            ["hunter2xyz"],
+        ),
+        ("rediss://user@h/0", "rediss://user@h/0", []),
+        (
+            "redis+sentinel://:pw1@h1:26379,h2:26379/mymaster",
+            "redis+sentinel://:***@h1:26379,h2:26379/mymaster",
+            ["pw1"],
+        ),
+    ],
+)
+def test_url_passwords_are_hidden_in_every_form(url: str, shown: str, passwords: list[str]) -> None:
+    assert redact_url(url) == shown
+    assert redact_url(f"cannot reach {url} (refused) at x@y") == f"cannot reach {shown} (refused) at x@y"
+    assert url_passwords(url) == passwords
+
+
+def test_settings_hand_redis_passwords_to_the_log_redactor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "unix:///run/redis.sock?password=hunter2xyz")
+    monkeypatch.setenv("REDIS_CACHE_URL", "redis://cache:s3cret-cache@127.0.0.1:1/0")
+    settings = load_settings()
+    assert {"hunter2xyz", "s3cret-cache"} <= set(settings.secrets())
+    view = settings.public_view()
+    assert view["REDIS_URL"] == "unix:///run/redis.sock?password=***"
+    assert view["REDIS_CACHE_URL"] == "redis://cache:***@127.0.0.1:1/0"
+
+
+def test_the_config_view_shows_prompts_only_by_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYSTEM_PROMPT", "You are Acme's internal helper.")
+    view = load_settings().public_view()
+    assert view["SYSTEM_PROMPT"] == "set (31 characters)"
+    assert "Acme" not in str(view)
