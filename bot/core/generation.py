@@ -140,6 +140,18 @@ class AnswerGenerator:
             return await self._stopped(charge, progress, stop, journal, report)
         quota_note = await self._settle(charge, progress, end, report)
         self._record_usage(end, prompt.estimated_tokens)
+        return await self._answer(end, progress, charge.max_tokens, quota_note, journal)
+
+    async def _answer(
+        self,
+        end: StreamEnd,
+        progress: StreamProgress,
+        max_tokens: int,
+        quota_note: Notice | None,
+        journal: ReplyJournal,
+    ) -> Answer:
+        """The settled stream as an answer with its notes; raises ModelDeclined or EmptyAnswer when the
+        model's content filter stopped it or it wrote no answer text (both charged already)."""
         if end.finish_reason == "declined":
             await journal.record(charge="")
             self._metrics.model_errors.labels("declined").inc()
@@ -150,7 +162,7 @@ class AnswerGenerator:
             self._metrics.model_errors.labels("empty_answer").inc()
             # Charged above for what it reported (reasoning, say), but there is nothing to show.
             raise EmptyAnswer(cut_off=end.finish_reason == "length")
-        notices = [cut_off_notice(charge.max_tokens)] if end.finish_reason == "length" else []
+        notices = [cut_off_notice(max_tokens)] if end.finish_reason == "length" else []
         if quota_note is not None:
             notices.append(quota_note)
         answer = Answer(text=progress.text, notices=tuple(notices))
