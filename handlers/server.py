@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import signal
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import aiohttp
@@ -44,11 +45,18 @@ METRICS_PORT_SETTING = "METRICS_PORT"
 
 
 class Health:
-    """What ``/healthz`` reports: the store, and whether this process is draining."""
+    """What ``/healthz`` reports: the store, and whether this process is draining; in Socket Mode also
+    whether the websocket to Slack is up (``socket_connected``, set once it is opened).
+
+    The status code follows the store only (the contract): a Slack outage must not make an orchestrator
+    restart every replica. The ``slack`` field shows an operator a Socket Mode connection that slack_sdk
+    keeps failing to reopen (a revoked app token, say), which no status code did.
+    """
 
     def __init__(self, core: Core) -> None:
         self._core = core
         self.draining = False
+        self.socket_connected: Callable[[], Awaitable[bool]] | None = None
 
     async def report(self) -> tuple[str, int]:
         """The status text and HTTP status."""
@@ -57,6 +65,14 @@ class Health:
         if await store_answers(self._core.store):
             return "ok", 200
         return "store unavailable", 503
+
+    async def body(self) -> tuple[dict[str, str], int]:
+        """``/healthz``'s JSON body and HTTP status."""
+        status, code = await self.report()
+        if self.socket_connected is None:
+            return {"status": status}, code
+        slack = "connected" if await self.socket_connected() else "disconnected"
+        return {"status": status, "slack": slack}, code
 
 
 def build_web_app(
@@ -72,8 +88,8 @@ def build_web_app(
     in_flight = acks or AcksInFlight()
 
     async def healthz(request: web.Request) -> web.Response:
-        status, code = await health.report()
-        return web.json_response({"status": status}, status=code)
+        body, code = await health.body()
+        return web.json_response(body, status=code)
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=core.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
@@ -146,6 +162,7 @@ async def serve(settings: Settings, core: Core, http_mode: bool, port: int) -> N
         try:
             if not http_mode and settings.slack_app_token is not None:
                 socket = AsyncSocketModeHandler(front.bolt, settings.slack_app_token.get_secret_value())
+                health.socket_connected = socket.client.is_connected
                 await _connect_unless_stopped(socket, stop)
             main_port = port if http_mode or metrics_port is None else None  # None: not opened
             mode = "http" if http_mode else "socket"

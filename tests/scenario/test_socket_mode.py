@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+from collections.abc import Callable
 
 import httpx
 
@@ -34,6 +36,8 @@ async def test_serve_socket_mode_answers_a_dm_and_exits_cleanly(
             await fake_slack.wait_for(lambda: fake_slack.socket_connected, 30, "socket connected")
             events_endpoint = await http.post(f"http://127.0.0.1:{port}/slack/events", content=b"{}")
             assert events_endpoint.status_code == 404  # HTTP mode's endpoint is not served
+            health = await _health_once(http, port, lambda body: body.get("slack") == "connected")
+            assert health == {"status": "ok", "slack": "connected"}
         body = json.loads(
             event_body(message("hi over the socket", channel="D0DM", channel_type="im"), "EvSock1")
         )
@@ -72,9 +76,25 @@ async def test_sigterm_stops_a_bot_that_cannot_connect(
     process = await start_bot(["serve"], env)
     async with httpx.AsyncClient(timeout=5) as http:
         await wait_healthy(http, f"http://127.0.0.1:{port}/healthz", process)
-    await fake_slack.wait_for(
-        lambda: bool(fake_slack.calls_to("apps.connections.open")), 30, "connect attempt"
-    )
+        await fake_slack.wait_for(
+            lambda: len(fake_slack.calls_to("apps.connections.open")) >= 2, 30, "a connect attempt"
+        )
+        # Still 200 (the store answers: a Slack outage must not restart every replica), but it says so.
+        response = await http.get(f"http://127.0.0.1:{port}/healthz")
+        assert (response.status_code, response.json()) == (200, {"status": "ok", "slack": "disconnected"})
     await stop_bot(process, seconds=10)
     assert process.returncode == 0
     assert not fake_slack.socket_connected
+
+
+async def _health_once(
+    http: httpx.AsyncClient, port: int, wanted: Callable[[dict[str, str]], bool]
+) -> object:
+    """``/healthz``'s body once ``wanted`` holds for it (polled for at most 10 s), else the last body."""
+    body: dict[str, str] = {}
+    for _ in range(200):
+        body = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
+        if wanted(body):
+            break
+        await asyncio.sleep(0.05)
+    return body
