@@ -35,6 +35,7 @@ from handlers.errors import SlackRefused
 from handlers.reply.buttons import ReplyButtons
 from handlers.reply.defuse import defuse_markdown
 from handlers.reply.deltas import safe_end, stream_cut
+from handlers.reply.interim import write_when_due
 from handlers.reply.pacing import EditPacer
 from handlers.reply.parts import consumed
 from handlers.reply.render import Block
@@ -137,26 +138,22 @@ class SlackNativeStreamer:
     # ---------------------------------------------------------------------------------------- interim
 
     async def _write_loop(self) -> None:
-        while not self._finishing.is_set():
-            await self._changed.wait()
-            now = self._clock()
-            wait = max(self._pacer.wait_time(now), self._budget_retry_at - now)
-            if wait > 0 and await _wait(self._finishing, wait):
-                return
-            if self._finishing.is_set():
-                return
-            self._changed.clear()
-            try:
-                await self._interim(self._latest)
-            except SlackRefused as refused:
-                if refused.transient:
-                    raise
-                log.warning("native_stream_refused_append", error=refused.error)
-                self._broken = True
-                return
-            except DeliveryFailed as failed:
-                log.warning("native_appends_stopped", detail=str(failed))
-                return
+        try:
+            await write_when_due(self._changed, self._finishing, self._wait_time, self._append_latest)
+        except SlackRefused as refused:
+            if refused.transient:
+                raise
+            log.warning("native_stream_refused_append", error=refused.error)
+            self._broken = True
+        except DeliveryFailed as failed:
+            log.warning("native_appends_stopped", detail=str(failed))
+
+    def _wait_time(self) -> float:
+        now = self._clock()
+        return max(self._pacer.wait_time(now), self._budget_retry_at - now)
+
+    async def _append_latest(self) -> None:
+        await self._interim(self._latest)
 
     async def _interim(self, text: str) -> None:
         """Append what may be shown of ``text`` now (or start the next stream when this one is full)."""
@@ -242,12 +239,3 @@ class SlackNativeStreamer:
         self._stop_slot_taken = True
         if self._on_posted is not None:
             await self._on_posted([STREAM_PREFIX + stream for stream in self._streams])
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    """Wait up to ``seconds`` for ``event``; True when it was set."""
-    try:
-        await asyncio.wait_for(event.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True

@@ -105,24 +105,39 @@ class SlackPoster:
         if await self._limits.update_slot(self._team, spare=spare, max_wait=0) is None:
             self._metrics.slack_calls.labels("chat.update", "skipped_budget").inc()
             return False
+        return await self._try_once(
+            "chat.update",
+            lambda: self._client.chat_update(
+                channel=self._channel, ts=ts, **_content(message, posting=False)
+            ),
+            lambda seconds: self._limits.pause_updates(self._team, seconds),
+        )
+
+    async def _try_once(
+        self,
+        method: str,
+        call: Callable[[], Awaitable[Any]],
+        pause: Callable[[float], Awaitable[None]],
+    ) -> bool:
+        """One interim call (an edit, an append), counted: True when it landed. A 429 pauses the budget
+        (``pause(retry_after)``) and a transient failure is let go (the next one may land); raises
+        SlackRefused when Slack refuses it for good."""
         try:
-            with slack_errors("chat.update"):
-                await self._client.chat_update(
-                    channel=self._channel, ts=ts, **_content(message, posting=False)
-                )
+            with slack_errors(method):
+                await call()
         except SlackRateLimited as limited:
-            self._count("chat.update", "rate_limited")
-            await self._limits.pause_updates(self._team, limited.retry_after)
+            self._count(method, "rate_limited")
+            await pause(limited.retry_after)
             return False
         except SlackRefused as refused:
-            self._count("chat.update", "error")
+            self._count(method, "error")
             if not refused.transient:
                 raise
             return False
         except DeliveryFailed:
-            self._count("chat.update", "error")
+            self._count(method, "error")
             return False
-        self._count("chat.update", "ok")
+        self._count(method, "ok")
         return True
 
     async def delete(self, ts: str) -> None:

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.core.errors import DeliveryFailed
-from handlers.errors import SlackRateLimited, SlackRefused, slack_errors
 from handlers.reply.limits import StreamCall
 from handlers.reply.poster import SlackPoster
 from handlers.reply.render import Block
@@ -117,23 +116,11 @@ class SlackStreamPoster(SlackPoster):
         if await self._limits.stream_slot(self._team, "append", spare=spare, max_wait=0) is None:
             self._metrics.slack_calls.labels("chat.appendStream", "skipped_budget").inc()
             return False
-        try:
-            with slack_errors("chat.appendStream"):
-                await self._client.chat_appendStream(channel=self._channel, ts=ts, markdown_text=markdown)
-        except SlackRateLimited as limited:
-            self._count("chat.appendStream", "rate_limited")
-            await self._limits.pause_stream(self._team, "append", limited.retry_after)
-            return False
-        except SlackRefused as refused:
-            self._count("chat.appendStream", "error")
-            if not refused.transient:
-                raise
-            return False
-        except DeliveryFailed:
-            self._count("chat.appendStream", "error")
-            return False
-        self._count("chat.appendStream", "ok")
-        return True
+        return await self._try_once(
+            "chat.appendStream",
+            lambda: self._client.chat_appendStream(channel=self._channel, ts=ts, markdown_text=markdown),
+            lambda seconds: self._limits.pause_stream(self._team, "append", seconds),
+        )
 
     async def _slot_or_pause(self, call: StreamCall, taken: bool) -> float:
         """Seconds to wait before ``call``: a 429 pause only when its slot was taken earlier, else a slot."""

@@ -34,6 +34,7 @@ from bot.core.errors import DeliveryFailed
 from bot.core.messages import with_notices
 from handlers.errors import SlackRefused
 from handlers.reply.buttons import ReplyButtons
+from handlers.reply.interim import write_when_due
 from handlers.reply.pacing import EditPacer
 from handlers.reply.parts import consumed, cut, render_one
 from handlers.reply.poster import SlackPoster
@@ -140,21 +141,18 @@ class SlackReplyStreamer:
     # ---------------------------------------------------------------------------------------- interim
 
     async def _edit_loop(self) -> None:
-        while not self._finishing.is_set():
-            await self._changed.wait()
-            now = self._clock()
-            wait = max(self._pacer.wait_time(now), self._budget_retry_at - now)
-            if wait > 0 and await _wait(self._finishing, wait):
-                return
-            if self._finishing.is_set():
-                return
-            self._changed.clear()
-            try:
-                await self._interim(self._latest)
-            except DeliveryFailed as failed:
-                # Interim edits are a courtesy: the final delivery decides what the user sees.
-                log.warning("interim_edits_stopped", detail=str(failed))
-                return
+        try:
+            await write_when_due(self._changed, self._finishing, self._wait_time, self._edit_latest)
+        except DeliveryFailed as failed:
+            # Interim edits are a courtesy: the final delivery decides what the user sees.
+            log.warning("interim_edits_stopped", detail=str(failed))
+
+    def _wait_time(self) -> float:
+        now = self._clock()
+        return max(self._pacer.wait_time(now), self._budget_retry_at - now)
+
+    async def _edit_latest(self) -> None:
+        await self._interim(self._latest)
 
     async def _interim(self, text: str) -> None:
         await self._write(text, final=False)
@@ -267,12 +265,3 @@ class SlackReplyStreamer:
 def dress(notice: Notice) -> str:
     """A notice as Slack shows it: ``:warning:`` before a warning, a note in italics."""
     return f":warning: {notice.text}" if notice.kind == "warning" else f"_{notice.text}_"
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    """Wait up to ``seconds`` for ``event``; True when it was set."""
-    try:
-        await asyncio.wait_for(event.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
